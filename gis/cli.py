@@ -115,6 +115,109 @@ def db_migrate() -> None:
         typer.echo("The schema is current.")
 
 
+# --- gis sample --------------------------------------------------------------------------------
+@app.command("sample")
+def sample_cmd(
+    out: Annotated[Path, typer.Argument(help="Folder to write the sample data into.")] = Path("data/sample"),
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same data).")] = 2025,
+) -> None:
+    """Generate the platform's small synthetic demo dataset (cadastral, planning, city layers)."""
+    from gis.sample import generate
+
+    files = generate(out, seed=seed)
+    for kind, path in files.items():
+        typer.echo(f"{kind:<18} {path}")
+
+
+# --- gis ingest --------------------------------------------------------------------------------
+KIND_HELP = "admin | cadastral | planning | buildings | roads | poi"
+
+
+@app.command("ingest")
+def ingest_cmd(
+    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
+    path: Annotated[Path, typer.Argument(help="A vector file: Shapefile (.shp or .zip), GeoPackage, "
+                                              "GeoJSON, FlatGeobuf, CSV with WKT, GML.")],
+    crs: Annotated[Optional[str], typer.Option(help="CRS of a file that has none, or to override a "
+                                                    "wrong one, e.g. EPSG:9210 (VN-2000 / TM-3 105-45).")] = None,
+    mapping: Annotated[Optional[str], typer.Option(help="Mapping preset name or .toml file "
+                                                        "(default: chosen by the file's fields).")] = None,
+    layer: Annotated[Optional[str], typer.Option(help="Layer of a multi-layer file.")] = None,
+    encoding: Annotated[Optional[str], typer.Option(help="Text encoding: utf-8, tcvn3, vni, cp1258, ... "
+                                                         "(default: detected).")] = None,
+    invalid: Annotated[str, typer.Option(help="Invalid geometries: repair (make_valid) or reject.")] = "repair",
+    max_rejects: Annotated[str, typer.Option(help="Rejected features tolerated: a count or a percentage "
+                                                  "(default 0: any reject fails the job, nothing written).")] = "0",
+    valid_from: Annotated[Optional[str], typer.Option(help="Validity start of new parcel versions "
+                                                           "(ISO date; default now).")] = None,
+) -> None:
+    """Load a vector file into PostGIS, all or nothing, and record the run."""
+    from datetime import datetime, timezone
+
+    from gis import db
+    from gis.errors import InputError
+    from ingest.job import IngestOptions, run_ingest
+
+    settings = _settings()
+    vf = None
+    if valid_from:
+        try:
+            vf = datetime.fromisoformat(valid_from)
+        except ValueError:
+            raise InputError(f"--valid-from {valid_from!r} is not an ISO date such as 2025-07-01.") from None
+        if vf.tzinfo is None:
+            vf = vf.replace(tzinfo=timezone.utc)
+    opts = IngestOptions(crs=crs, mapping=mapping, layer=layer, encoding=encoding, invalid=invalid,
+                         max_rejects=max_rejects, valid_from=vf, batch_size=settings.ingest_batch_size)
+    dsn = db.ready(settings)
+    with _progress(f"{kind} {path.name}") as progress:
+        result = run_ingest(dsn, kind, path, opts, rejects_dir=settings.data_dir / "rejects",
+                            progress=progress)
+    typer.echo(result.summary())
+
+
+class _progress:
+    """A rich progress bar on a terminal; silent otherwise (CI logs stay readable)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total if total > 0 else None)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("runs")
+def runs_cmd(limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20) -> None:
+    """Show the latest ingest runs (the run log)."""
+    from gis import db
+
+    dsn = db.ready(_settings())
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT run_id, started_at, kind, outcome, n_read, n_inserted, n_updated, n_unchanged, "
+            "n_rejected, round(duration_s::numeric, 1), source_path, message FROM ingest.runs "
+            "ORDER BY run_id DESC LIMIT %s", (limit,)).fetchall()
+    for r in rows:
+        typer.echo(f"#{r[0]} {r[1]:%Y-%m-%d %H:%M:%S} {r[2]:<9} {r[3]:<11} read {r[4]} ins {r[5]} "
+                   f"upd {r[6]} same {r[7]} rej {r[8]} {r[9]}s {r[10]}" + (f" -- {r[11]}" if r[11] else ""))
+
+
 def main() -> None:
     """Entry point: run the CLI, turning platform errors into a message and an exit code."""
     try:

@@ -1,0 +1,286 @@
+"""Staging (binary COPY) and the merge of staged rows into the model, per kind.
+
+All statements run inside the job's single transaction; identifiers are composed with
+``psycopg.sql.Identifier`` and values passed as bind parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from ingest.kinds import Kind
+
+PG_TYPES = {"text": "text", "int": "int8", "float": "float8", "date": "date", "bool": "bool"}
+
+
+@dataclass
+class MergeCounts:
+    """What a merge did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: int = 0
+
+
+def create_stage(conn: psycopg.Connection, kind: Kind) -> None:
+    """A temporary staging table for the kind's fields (dropped at commit or rollback)."""
+    cols = [sql.SQL("fid int8")]
+    cols += [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(PG_TYPES[f.type])) for f in kind.fields]
+    cols.append(sql.SQL("geom bytea NOT NULL"))
+    conn.execute(sql.SQL("CREATE TEMP TABLE stage ({}) ON COMMIT DROP").format(sql.SQL(", ").join(cols)))
+
+
+def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame) -> int:
+    """Binary COPY of normalised rows into the staging table."""
+    if rows.empty:
+        return 0
+    names = ["fid", *kind.field_names, "geom"]
+    types = ["int8", *[PG_TYPES[f.type] for f in kind.fields], "bytea"]
+    columns = []
+    for name in names:
+        col = rows[name]
+        if col.dtype == object:
+            arr = col.to_numpy()
+            arr = np.where(pd.isna(arr), None, arr) if name != "geom" else arr
+        else:
+            arr = col.astype(object).where(col.notna(), None).to_numpy()
+        columns.append(arr.tolist())
+    stmt = sql.SQL("COPY stage ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.SQL(", ").join(map(sql.Identifier, names)))
+    with conn.cursor().copy(stmt) as copy:
+        copy.set_types(types)
+        for row in zip(*columns):
+            copy.write_row(row)
+    return len(rows)
+
+
+def stage_problems(conn: psycopg.Connection, kind: Kind) -> list[tuple[int, str]]:
+    """Problems only visible across the whole file: duplicate natural keys, unknown lineage parents."""
+    key = sql.SQL(", ").join(map(sql.Identifier, kind.key))
+    dup = conn.execute(sql.SQL(
+        "SELECT fid, ({key})::text, min(fid) OVER w, count(*) OVER w FROM stage "
+        "WINDOW w AS (PARTITION BY {key})"
+    ).format(key=key)).fetchall()
+    problems = [
+        (fid, f"duplicate natural key {kv} ({', '.join(kind.key)}), also at feature "
+              f"{first if first != fid else 'another row'} ({n} features share it)")
+        for fid, kv, first, n in dup if n > 1
+    ]
+    if kind.name == "cadastral":
+        rows = conn.execute("""
+            WITH refs AS (
+                SELECT s.fid, s.commune_code, trim(r) AS ref
+                FROM stage s, unnest(string_to_array(s.parents, ';')) AS r
+                WHERE s.parents IS NOT NULL AND trim(r) <> ''),
+            parsed AS (
+                SELECT fid, ref,
+                       CASE WHEN ref ~ '^([0-9A-Za-z]+:)?[0-9]{1,9}/[0-9]{1,9}$' THEN
+                            coalesce(nullif(split_part(ref, ':', -2), ''), commune_code) END AS pc,
+                       CASE WHEN ref ~ '^([0-9A-Za-z]+:)?[0-9]{1,9}/[0-9]{1,9}$' THEN
+                            split_part(split_part(ref, ':', -1), '/', 1)::int END AS ps,
+                       CASE WHEN ref ~ '^([0-9A-Za-z]+:)?[0-9]{1,9}/[0-9]{1,9}$' THEN
+                            split_part(split_part(ref, ':', -1), '/', 2)::int END AS pp
+                FROM refs)
+            SELECT parsed.fid, parsed.ref FROM parsed
+            WHERE NOT EXISTS (  -- the parent is in force ...
+                SELECT 1 FROM cadastral.parcels p
+                WHERE p.valid_to IS NULL AND p.commune_code = parsed.pc
+                  AND p.sheet_no = parsed.ps AND p.parcel_no = parsed.pp)
+              AND NOT EXISTS (  -- ... or this child already records it (a re-run of the same edition)
+                SELECT 1 FROM stage s
+                JOIN cadastral.parcels c ON c.valid_to IS NULL AND c.commune_code = s.commune_code
+                 AND c.sheet_no = s.sheet_no AND c.parcel_no = s.parcel_no
+                JOIN cadastral.parcel_lineage l ON l.child_id = c.parcel_id
+                JOIN cadastral.parcels p ON p.parcel_id = l.parent_id
+                WHERE s.fid = parsed.fid AND p.commune_code = parsed.pc
+                  AND p.sheet_no = parsed.ps AND p.parcel_no = parsed.pp)
+        """).fetchall()
+        problems += [(fid, f"lineage parent {ref!r} is not a parcel in force (expected 'sheet/parcel')")
+                     for fid, ref in rows]
+    return problems
+
+
+def drop_rejected(conn: psycopg.Connection, fids: list[int]) -> None:
+    if fids:
+        conn.execute("DELETE FROM stage WHERE fid = ANY(%s)", (fids,))
+
+
+# -- merges ---------------------------------------------------------------------------------------
+def _hash_expr(fields: list[str]) -> sql.Composable:
+    return sql.SQL("md5(ROW({})::text || md5(s.geom))").format(
+        sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(f)) for f in fields))
+
+
+def _geom_expr(kind: Kind) -> sql.Composable:
+    if kind.geometry == "point":
+        return sql.SQL("ST_GeomFromEWKB(s.geom)")
+    return sql.SQL("ST_Multi(ST_GeomFromEWKB(s.geom))")
+
+
+def merge(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> MergeCounts:
+    """Merge the staging table into the kind's table."""
+    bulk = _bulk_first_load(conn, kind)
+    try:
+        if kind.name == "cadastral":
+            return _merge_cadastral(conn, kind, run_id, now)
+        if kind.name == "planning":
+            return _merge_planning(conn, kind, run_id)
+        return _merge_upsert(conn, kind, run_id)
+    finally:
+        if bulk:
+            for indexdef in bulk:
+                conn.execute(indexdef)
+
+
+def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list[str]:
+    """For a large load into an empty table, drop its GiST indexes (rebuilt after, in one sorted
+    pass, inside the same transaction) instead of growing them row by row."""
+    schema, table = kind.table.split(".")
+    staged = conn.execute("SELECT count(*) FROM stage").fetchone()[0]
+    if staged < 20_000:
+        return []
+    empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+        sql.Identifier(schema, table))).fetchone()[0]
+    if not empty:
+        return []
+    rows = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
+        "AND indexdef ILIKE %s", (schema, table, "%USING gist%")).fetchall()
+    for name, _ in rows:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
+    return [d for _, d in rows]
+
+
+def _merge_upsert(conn: psycopg.Connection, kind: Kind, run_id: int) -> MergeCounts:
+    schema, table = kind.table.split(".")
+    fields = [f.name for f in kind.fields]
+    cols = sql.SQL(", ").join(map(sql.Identifier, [*fields, "run_id", "row_hash", "geom"]))
+    sel = sql.SQL(", ").join([*(sql.SQL("s.{}").format(sql.Identifier(f)) for f in fields),
+                              sql.Placeholder("run_id"), _hash_expr(fields), _geom_expr(kind)])
+    upd = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                             for c in [*fields, "run_id", "row_hash", "geom"] if c not in kind.key)
+    q = sql.SQL("""
+        WITH up AS (
+            INSERT INTO {tbl} AS t ({cols})
+            SELECT {sel} FROM stage s
+            ON CONFLICT ({key}) DO UPDATE SET {upd}
+            WHERE t.row_hash IS DISTINCT FROM EXCLUDED.row_hash
+            RETURNING (xmax = 0) AS inserted)
+        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+    """).format(tbl=sql.Identifier(schema, table), cols=cols, sel=sel,
+                key=sql.SQL(", ").join(map(sql.Identifier, kind.key)), upd=upd)
+    ins, upd_n = conn.execute(q, {"run_id": run_id}).fetchone()
+    staged = conn.execute("SELECT count(*) FROM stage").fetchone()[0]
+    return MergeCounts(inserted=ins, updated=upd_n, unchanged=staged - ins - upd_n)
+
+
+def _merge_planning(conn: psycopg.Connection, kind: Kind, run_id: int) -> MergeCounts:
+    conn.execute("""
+        INSERT INTO planning.plans AS p (name, level, decision_no, approval_date, authority, source, licence)
+        SELECT DISTINCT ON (plan_name) plan_name, plan_level, decision_no, approval_date, authority, source, licence
+        FROM stage ORDER BY plan_name, fid
+        ON CONFLICT (name) DO UPDATE SET level = EXCLUDED.level, decision_no = EXCLUDED.decision_no,
+            approval_date = EXCLUDED.approval_date, authority = EXCLUDED.authority,
+            source = EXCLUDED.source, licence = EXCLUDED.licence
+        WHERE (p.level, p.decision_no, p.approval_date, p.authority, p.source, p.licence)
+              IS DISTINCT FROM (EXCLUDED.level, EXCLUDED.decision_no, EXCLUDED.approval_date,
+                                EXCLUDED.authority, EXCLUDED.source, EXCLUDED.licence)
+    """)
+    lot_fields = ["lot_code", "use_class", "use_code", "use_name", "max_storeys", "max_height_m", "max_far",
+                  "max_coverage", "max_density_pph", "area_m2"]
+    hash_fields = ["plan_name", *lot_fields]
+    cols = sql.SQL(", ").join(map(sql.Identifier, ["plan_id", *lot_fields, "run_id", "row_hash", "geom"]))
+    sel = sql.SQL(", ").join([sql.SQL("p.plan_id"), *(sql.SQL("s.{}").format(sql.Identifier(f)) for f in lot_fields),
+                              sql.Placeholder("run_id"), _hash_expr(hash_fields), _geom_expr(kind)])
+    upd = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                             for c in [*lot_fields[1:], "run_id", "row_hash", "geom"])
+    q = sql.SQL("""
+        WITH up AS (
+            INSERT INTO planning.lots AS t ({cols})
+            SELECT {sel} FROM stage s JOIN planning.plans p ON p.name = s.plan_name
+            ON CONFLICT (plan_id, lot_code) DO UPDATE SET {upd}
+            WHERE t.row_hash IS DISTINCT FROM EXCLUDED.row_hash
+            RETURNING (xmax = 0) AS inserted)
+        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+    """).format(cols=cols, sel=sel, upd=upd)
+    ins, upd_n = conn.execute(q, {"run_id": run_id}).fetchone()
+    staged = conn.execute("SELECT count(*) FROM stage").fetchone()[0]
+    return MergeCounts(inserted=ins, updated=upd_n, unchanged=staged - ins - upd_n)
+
+
+def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> MergeCounts:
+    hashed = ["land_use", "legal_area_m2", "address", "owner_type", "owner_name", "id_number",
+              "source", "licence"]
+    conn.execute(sql.SQL("""
+        CREATE TEMP TABLE cmp ON COMMIT DROP AS
+        SELECT s.*, {h} AS h, p.parcel_id AS old_id, p.row_hash AS old_hash
+        FROM stage s LEFT JOIN cadastral.parcels p
+          ON p.valid_to IS NULL AND p.commune_code = s.commune_code
+         AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
+    """).format(h=_hash_expr(hashed)))
+    # An edition older than what the database knows of a parcel (a version or retirement at or after
+    # this edition's date) does not overwrite it: re-running an older file is a no-op, not a revert.
+    conn.execute("""
+        DELETE FROM cmp c WHERE EXISTS (
+            SELECT 1 FROM cadastral.parcels p
+            WHERE p.commune_code = c.commune_code AND p.sheet_no = c.sheet_no AND p.parcel_no = c.parcel_no
+              AND coalesce(p.valid_to, p.valid_from) >= %s)
+          AND (c.old_hash IS DISTINCT FROM c.h)
+    """, (now,))
+    inserted, updated = conn.execute("""
+        SELECT count(*) FILTER (WHERE old_id IS NULL), count(*) FILTER (WHERE old_hash <> h)
+        FROM cmp""").fetchone()
+    unchanged = conn.execute("SELECT count(*) FROM stage").fetchone()[0] - inserted - updated
+    # parents named by split/merge lineage, resolved to their versions in force
+    conn.execute("""
+        CREATE TEMP TABLE lineage ON COMMIT DROP AS
+        SELECT c.commune_code, c.sheet_no, c.parcel_no, p.parcel_id AS parent_id
+        FROM cmp c, unnest(string_to_array(c.parents, ';')) AS r(ref)
+        JOIN cadastral.parcels p
+          ON p.valid_to IS NULL
+         AND p.sheet_no = split_part(split_part(trim(r.ref), ':', -1), '/', 1)::int
+         AND p.parcel_no = split_part(split_part(trim(r.ref), ':', -1), '/', 2)::int
+        WHERE c.parents IS NOT NULL AND (c.old_id IS NULL OR c.old_hash <> c.h)
+          AND p.commune_code = coalesce(nullif(split_part(trim(r.ref), ':', -2), ''), c.commune_code)
+    """)
+    conn.execute("UPDATE cadastral.parcels p SET valid_to = %s FROM cmp "
+                 "WHERE p.parcel_id = cmp.old_id AND cmp.old_hash <> cmp.h", (now,))
+    conn.execute(sql.SQL("""
+        INSERT INTO cadastral.parcels (commune_code, sheet_no, parcel_no, land_use, legal_area_m2, address,
+            owner_type, valid_from, source, licence, run_id, row_hash, geom)
+        SELECT s.commune_code, s.sheet_no, s.parcel_no, s.land_use, s.legal_area_m2, s.address, s.owner_type,
+            %(now)s, s.source, s.licence, %(run_id)s, s.h, {g}
+        FROM cmp s WHERE s.old_id IS NULL OR s.old_hash <> s.h
+    """).format(g=_geom_expr(kind)), {"now": now, "run_id": run_id})
+    conn.execute("""
+        INSERT INTO private.parcel_owners (parcel_id, owner_name, id_number, run_id)
+        SELECT DISTINCT ON (p.parcel_id, c.owner_name) p.parcel_id, c.owner_name, c.id_number, %s
+        FROM cmp c JOIN cadastral.parcels p
+          ON p.valid_to IS NULL AND p.commune_code = c.commune_code AND p.sheet_no = c.sheet_no
+         AND p.parcel_no = c.parcel_no
+        WHERE c.owner_name IS NOT NULL AND (c.old_id IS NULL OR c.old_hash <> c.h)
+    """, (run_id,))
+    # lineage rows, then retire parents that this file does not carry any more
+    conn.execute("""
+        INSERT INTO cadastral.parcel_lineage (child_id, parent_id, event, run_id)
+        SELECT p.parcel_id, l.parent_id,
+               CASE WHEN count(*) OVER (PARTITION BY p.parcel_id) > 1 THEN 'merge' ELSE 'split' END, %s
+        FROM lineage l JOIN cadastral.parcels p
+          ON p.valid_to IS NULL AND p.commune_code = l.commune_code AND p.sheet_no = l.sheet_no
+         AND p.parcel_no = l.parcel_no
+        WHERE p.parcel_id <> l.parent_id
+        ON CONFLICT DO NOTHING
+    """, (run_id,))
+    retired = conn.execute("""
+        UPDATE cadastral.parcels p SET valid_to = %s
+        WHERE p.valid_to IS NULL AND p.parcel_id IN (SELECT parent_id FROM lineage)
+          AND NOT EXISTS (SELECT 1 FROM cmp c WHERE c.commune_code = p.commune_code
+                          AND c.sheet_no = p.sheet_no AND c.parcel_no = p.parcel_no)
+    """, (now,)).rowcount
+    return MergeCounts(inserted=inserted, updated=updated, unchanged=unchanged, retired=retired)

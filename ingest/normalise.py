@@ -1,0 +1,249 @@
+"""Normalising one batch: geometry (validity, type, CRS) and attributes (mapping, types, codes).
+
+Each feature either comes out clean or is rejected with a reason; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ingest.kinds import Kind
+from ingest.mapping import Mapping
+
+FAMILY_TYPES = {
+    "polygon": {"Polygon", "MultiPolygon"},
+    "line": {"LineString", "MultiLineString"},
+    "point": {"Point"},
+}
+
+
+@dataclass
+class Lookups:
+    """Code lists the attributes are checked against (loaded from the database)."""
+
+    land_use: set[str]
+    owner_type: set[str]
+
+
+@dataclass
+class Normalised:
+    """A normalised batch: clean rows, rejected rows, and the number of repaired geometries."""
+
+    rows: pd.DataFrame       # target fields + fid + geom (EWKB bytes, EPSG:4326)
+    rejects: pd.DataFrame    # fid, reason
+    repaired: int
+
+
+class Rejector:
+    """Collects per-feature reasons; a feature with any reason is rejected (first reason kept)."""
+
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, None, dtype=object)
+
+    def add(self, mask: np.ndarray, reason) -> None:
+        mask = np.asarray(mask, dtype=bool) & pd.isna(self.reason)
+        if not mask.any():
+            return
+        if callable(reason):
+            idx = np.flatnonzero(mask)
+            self.reason[idx] = [reason(i) for i in idx]
+        else:
+            self.reason[mask] = reason
+
+    @property
+    def ok(self) -> np.ndarray:
+        return pd.isna(self.reason)
+
+
+def _extract_family(geom, family: str):
+    """From a GeometryCollection (e.g. after make_valid), keep the parts of the wanted family."""
+    wanted = FAMILY_TYPES[family]
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type in wanted and not g.is_empty]
+    if not parts:
+        return None
+    if family == "polygon":
+        polys = []
+        for p in parts:
+            polys.extend(shapely.get_parts(p) if p.geom_type == "MultiPolygon" else [p])
+        return shapely.MultiPolygon(polys) if len(polys) > 1 else polys[0]
+    if family == "line":
+        lines = []
+        for p in parts:
+            lines.extend(shapely.get_parts(p) if p.geom_type == "MultiLineString" else [p])
+        return shapely.MultiLineString(lines) if len(lines) > 1 else lines[0]
+    return parts[0] if len(parts) == 1 else None
+
+
+def normalise_geometry(geoms: np.ndarray, kind: Kind, rej: Rejector, invalid: str, reproject) -> tuple[np.ndarray, int]:
+    """Check, repair and reproject geometries; returns (geometries in EPSG:4326, repaired count)."""
+    n = len(geoms)
+    missing = pd.isna(geoms)
+    rej.add(missing, "no geometry (null or unreadable)")
+    geoms = np.where(missing, None, geoms)
+    empty = np.zeros(n, dtype=bool)
+    present = ~missing
+    empty[present] = shapely.is_empty(geoms[present])
+    rej.add(empty, "empty geometry")
+    live = rej.ok
+    geoms[live] = shapely.force_2d(geoms[live])
+
+    # multipoints of one point are points
+    if kind.geometry == "point":
+        tid = np.full(n, -1)
+        tid[live] = shapely.get_type_id(geoms[live])
+        mp = live & (tid == 4)
+        if mp.any():
+            single = shapely.get_num_geometries(geoms[mp]) == 1
+            idx = np.flatnonzero(mp)[single]
+            geoms[idx] = shapely.get_geometry(geoms[idx], 0)
+
+    repaired = 0
+    live = rej.ok
+    valid = np.ones(n, dtype=bool)
+    valid[live] = shapely.is_valid(geoms[live])
+    bad = live & ~valid
+    if bad.any():
+        if invalid == "reject":
+            reasons = shapely.is_valid_reason(geoms[bad])
+            rej.add(bad, lambda i, _r=dict(zip(np.flatnonzero(bad), reasons)): f"invalid geometry: {_r[i]}")
+        else:
+            fixed = shapely.make_valid(geoms[bad])
+            for j, i in enumerate(np.flatnonzero(bad)):
+                g = fixed[j]
+                if g.geom_type not in FAMILY_TYPES[kind.geometry]:
+                    g = _extract_family(g, kind.geometry)
+                if g is None or g.is_empty:
+                    rej.reason[i] = "invalid geometry that cannot be repaired into a " + kind.geometry
+                else:
+                    geoms[i] = g
+                    repaired += 1
+
+    live = rej.ok
+    types = np.full(n, None, dtype=object)
+    types[live] = shapely.get_type_id(geoms[live])
+    names = {0: "Point", 1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "MultiPoint",
+             5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
+    allowed = FAMILY_TYPES[kind.geometry]
+    wrong = live & np.array([names.get(t) not in allowed if t is not None else False for t in types])
+    if wrong.any():
+        rej.add(wrong, lambda i: f"a {names.get(types[i])} in a {kind.geometry} layer (mixed geometry types)")
+
+    live = rej.ok
+    if live.any():
+        geoms[live] = reproject(geoms[live])
+        # reprojection can, rarely, make a ring touch itself: check again
+        again = np.zeros(n, dtype=bool)
+        again[live] = ~shapely.is_valid(geoms[live])
+        if again.any():
+            geoms[again] = shapely.make_valid(geoms[again])
+            for i in np.flatnonzero(again):
+                if geoms[i].geom_type not in allowed:
+                    g = _extract_family(geoms[i], kind.geometry)
+                    if g is None:
+                        rej.reason[i] = "geometry degenerates when reprojected"
+                    else:
+                        geoms[i] = g
+    return geoms, repaired
+
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0", "-1", "có"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0", "không"}
+
+
+def convert_types(raw: pd.DataFrame, kind: Kind, resolved: dict, rej: Rejector) -> pd.DataFrame:
+    """Convert raw mapped values to the kind's field types; bad values reject the feature."""
+    out = {}
+    for f in kind.fields:
+        if f.name not in raw:
+            out[f.name] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+            continue
+        col = raw[f.name]
+        src = resolved.get(f.name) or f.name
+        notnull = col.notna() & ~col.astype(str).str.strip().isin(["", "nan", "None", "NaN"])
+        if f.type == "text":
+            vals = pd.Series(
+                [str(v).strip() or None if ok else None for v, ok in zip(col.to_numpy(dtype=object), notnull)],
+                index=col.index, dtype=object)
+            # integral floats (e.g. codes read as numbers) lose the ".0"
+            vals = vals.map(lambda v: v[:-2] if isinstance(v, str) and v.endswith(".0") and v[:-2].isdigit() else v)
+        elif f.type in ("int", "float"):
+            num = pd.to_numeric(col.where(notnull, None), errors="coerce")
+            bad = notnull & num.isna()
+            if f.type == "int":
+                bad |= notnull & num.notna() & (np.abs(num - np.round(num)) > 1e-9)
+            if bad.any():
+                rej.add(bad.to_numpy(), lambda i, c=col, s=src, t=f.type: (
+                    f"field {s!r}: {c.iloc[i]!r} is not {'an integer' if t == 'int' else 'a number'}"))
+            vals = num.round().astype("Int64") if f.type == "int" else num.astype("Float64")
+        elif f.type == "date":
+            parsed = pd.to_datetime(col.where(notnull, None), errors="coerce", format="mixed", dayfirst=True)
+            bad = notnull & parsed.isna()
+            if bad.any():
+                rej.add(bad.to_numpy(), lambda i, c=col, s=src: f"field {s!r}: {c.iloc[i]!r} is not a date")
+            vals = parsed.dt.date.where(parsed.notna(), None)
+        elif f.type == "bool":
+            low = col.where(notnull, None).map(lambda v: None if v is None else str(v).strip().lower())
+            vals = low.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
+            bad = notnull & vals.isna()
+            if bad.any():
+                rej.add(bad.to_numpy(), lambda i, c=col, s=src: f"field {s!r}: {c.iloc[i]!r} is not yes/no")
+        else:  # pragma: no cover - kinds are declared in code
+            raise ValueError(f.type)
+        if f.required:
+            missing = pd.isna(vals).to_numpy()
+            rej.add(missing, f"missing value for {f.name} (source field {src!r})")
+        out[f.name] = vals
+    return pd.DataFrame(out, index=raw.index)
+
+
+def check_codes(df: pd.DataFrame, kind: Kind, lookups: Lookups, rej: Rejector) -> None:
+    """Domain checks: known land-use and owner-type codes, ranges, positive sheet and parcel numbers."""
+    if kind.name == "cadastral":
+        lu = df["land_use"].map(lambda v: v.upper() if isinstance(v, str) else v)
+        df["land_use"] = lu
+        unknown = lu.notna() & ~lu.isin(lookups.land_use)
+        rej.add(unknown.to_numpy(), lambda i: f"unknown land-use code {lu.iloc[i]!r}")
+        ot = df["owner_type"].map(lambda v: v.upper() if isinstance(v, str) else v)
+        df["owner_type"] = ot
+        bad_ot = ot.notna() & ~ot.isin(lookups.owner_type)
+        rej.add(bad_ot.to_numpy(), lambda i: f"unknown owner-type code {ot.iloc[i]!r}")
+        for name in ("sheet_no", "parcel_no"):
+            nonpos = (df[name].fillna(1) <= 0).to_numpy(dtype=bool)
+            rej.add(nonpos, lambda i, n=name: f"{n} must be a positive number, not {df[n].iloc[i]}")
+        neg = (df["legal_area_m2"].fillna(0) < 0).to_numpy(dtype=bool)
+        rej.add(neg, "legal area is negative")
+    if kind.name == "planning":
+        cov = df["max_coverage"]
+        out = (cov.notna() & ((cov < 0) | (cov > 1))).fillna(False).to_numpy(dtype=bool)
+        rej.add(out, lambda i: f"building coverage {cov.iloc[i]} is outside 0..1 (percent given as fraction?)")
+    for f in kind.fields:
+        if f.type in ("int", "float") and f.name not in ("legal_area_m2",):
+            neg = (df[f.name].fillna(0) < 0).to_numpy(dtype=bool)
+            if f.name not in ("sheet_no", "parcel_no"):
+                rej.add(neg, f"{f.name} is negative")
+
+
+def normalise_batch(batch, kind: Kind, mapping: Mapping, resolved: dict, reproject, lookups: Lookups,
+                    invalid: str = "repair") -> Normalised:
+    """Normalise one :class:`ingest.reader.Batch` for ``kind``."""
+    from ingest.reader import geometries
+
+    n = len(batch.fids)
+    rej = Rejector(n)
+    geoms = geometries(batch)
+    raw = mapping.apply(batch.attrs, resolved, batch.fids, batch.wkb)
+    raw.index = range(n)
+    df = convert_types(raw, kind, resolved, rej)
+    check_codes(df, kind, lookups, rej)
+    geoms, repaired = normalise_geometry(geoms, kind, rej, invalid, reproject)
+    ok = rej.ok
+    rows = df[ok].copy()
+    rows.insert(0, "fid", batch.fids[ok])
+    good = geoms[ok]
+    rows["geom"] = list(shapely.to_wkb(shapely.set_srid(good, 4326), include_srid=True)) if len(good) else []
+    rejects = pd.DataFrame({"fid": batch.fids[~ok], "reason": rej.reason[~ok]})
+    return Normalised(rows, rejects, repaired)

@@ -1,0 +1,84 @@
+"""Test fixtures: a real embedded PostGIS cluster, and a fresh migrated database per test.
+
+The cluster lives in ``var/test`` (git-ignored), apart from the demo's ``var/pg``. Each test that asks
+for ``dsn`` gets its own database, cloned from a template that has all migrations applied, so tests
+never see each other's data. No test talks to a mock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from gis import db
+from gis.settings import PROJECT_ROOT, Settings
+
+SHARED = PROJECT_ROOT.parent / "shared" / "data" / "hcmc"
+TEMPLATE = "gis_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real HCMC data beside the checkout (read-only)."""
+    if not SHARED.exists():
+        pytest.fail(f"The shared HCMC data is missing at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory) -> Settings:
+    """Settings of the test cluster: embedded, in var/test, whatever the environment says."""
+    for name in ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER", "PGHOSTADDR"):
+        os.environ.pop(name, None)
+    data_dir = Path(os.environ.get("GIS_TEST_DATA_DIR", PROJECT_ROOT / "var" / "test"))
+    return Settings(data_dir=data_dir, database_url=None)
+
+
+@pytest.fixture(scope="session")
+def cluster_dsn(test_settings) -> str:
+    """DSN of the test cluster's maintenance database, with a migrated template database ready."""
+    dsn = db.resolve_dsn(test_settings)  # starts the embedded cluster
+    admin = dsn.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%%' OR datname = %s", (TEMPLATE,)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    db.migrate(dsn.rsplit("/", 1)[0] + "/" + TEMPLATE)
+    return admin
+
+
+def new_database(cluster_dsn: str) -> str:
+    """Create a fresh migrated database from the template; return its DSN."""
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(cluster_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE)))
+    return cluster_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def dsn(cluster_dsn) -> str:
+    """A fresh, migrated, empty database for one test."""
+    url = new_database(cluster_dsn)
+    yield url
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(cluster_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def module_dsn(cluster_dsn) -> str:
+    """A fresh migrated database shared by the tests of one module (for read-only tests)."""
+    url = new_database(cluster_dsn)
+    yield url
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(cluster_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
