@@ -1,0 +1,212 @@
+"""The catalog: which layers are published, how, and with which fields.
+
+The catalog lives in ``gis_meta.collections`` (seeded by migrations, extended by jobs that publish
+tables). This module reads it and checks it against the database: a field is published only when it
+is declared public AND exists in the relation. Nothing here knows about HTTP; the API, tiles and
+exports all ask this module what they may show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+from gis.errors import NotFoundError
+
+#: PostgreSQL type name -> (JSON Schema type, format)
+JSON_TYPES = {
+    "text": ("string", None), "varchar": ("string", None), "bpchar": ("string", None),
+    "int2": ("integer", None), "int4": ("integer", None), "int8": ("integer", None),
+    "float4": ("number", None), "float8": ("number", None), "numeric": ("number", None),
+    "bool": ("boolean", None), "date": ("string", "date"), "timestamptz": ("string", "date-time"),
+    "timestamp": ("string", "date-time"),
+}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A published field of a collection."""
+
+    name: str
+    pg_type: str
+    title_vi: str | None = None
+    title_en: str | None = None
+    unit: str | None = None
+
+    @property
+    def json_type(self) -> str:
+        return JSON_TYPES.get(self.pg_type, ("string", None))[0]
+
+    @property
+    def json_format(self) -> str | None:
+        return JSON_TYPES.get(self.pg_type, ("string", None))[1]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A published layer.
+
+    Only ``fields`` may ever be shown to an anonymous caller; ``internal_fields`` lists the relation's
+    other columns (never shown), kept so that tests and audits can check nothing leaks.
+    """
+
+    id: str
+    schema: str
+    relation: str
+    id_column: str
+    geometry_column: str
+    geometry_type: str
+    srid: int
+    title_vi: str
+    title_en: str
+    description_vi: str | None
+    description_en: str | None
+    keywords: tuple[str, ...]
+    licence: str | None
+    attribution: str | None
+    datetime_start: str | None
+    datetime_end: str | None
+    fields: tuple[FieldInfo, ...]
+    internal_fields: tuple[str, ...] = ()
+    id_type: str = "int8"
+    min_zoom: int = 0
+    max_zoom: int = 22
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def field(self, name: str) -> FieldInfo:
+        """The public field called ``name``; :class:`NotFoundError` otherwise."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise NotFoundError(f"Collection {self.id!r} has no public field {name!r}; its fields are: "
+                            f"{', '.join(f.name for f in self.fields)}.")
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def title(self, lang: str = "en") -> str:
+        return self.title_vi if lang == "vi" else self.title_en
+
+    def description(self, lang: str = "en") -> str | None:
+        return self.description_vi if lang == "vi" else self.description_en
+
+
+_CATALOG_SQL = """
+SELECT c.id, c.relation_schema, c.relation_name, c.id_column, c.geometry_column, c.title_vi, c.title_en,
+       c.description_vi, c.description_en, c.keywords, c.licence, c.attribution, c.datetime_start,
+       c.datetime_end, c.fields, c.min_zoom, c.max_zoom
+FROM gis_meta.collections c
+WHERE c.public OR %(all)s
+ORDER BY c.sort_order, c.id
+"""
+
+_COLUMNS_SQL = """
+SELECT a.attname, t.typname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a
+JOIN pg_class r ON r.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = r.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = %s AND r.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+def load_catalog(conn: psycopg.Connection, include_private: bool = False) -> dict[str, Collection]:
+    """Read the published collections, checked against the database.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    include_private : bool
+        Also return collections marked not public (for administrators and exports' audits).
+
+    Returns
+    -------
+    dict of str to Collection
+        By collection id, in catalog order. A collection whose relation is missing is left out.
+    """
+    out: dict[str, Collection] = {}
+    rows = conn.execute(_CATALOG_SQL, {"all": include_private}).fetchall()
+    for (cid, schema, rel, id_col, geom_col, tvi, ten, dvi, den, kw, lic, attr, dts, dte, fields,
+         minz, maxz) in rows:
+        cols = conn.execute(_COLUMNS_SQL, (schema, rel)).fetchall()
+        if not cols:
+            continue
+        types = {name: typ for name, typ, _ in cols}
+        formatted = {name: fmt for name, _, fmt in cols}
+        if geom_col not in types or id_col not in types:
+            continue
+        gtype, srid = _geometry_info(conn, schema, rel, geom_col, formatted[geom_col])
+        declared = fields or {}
+        public = tuple(  # in the relation's column order
+            FieldInfo(name, types[name], declared[name].get("title_vi"), declared[name].get("title_en"),
+                      declared[name].get("unit"))
+            for name in types
+            if declared.get(name, {}).get("public") and name not in (geom_col, id_col)
+        )
+        published = {f.name for f in public} | {id_col, geom_col}
+        internal = tuple(n for n in types if n not in published)
+        out[cid] = Collection(
+            id=cid, schema=schema, relation=rel, id_column=id_col, geometry_column=geom_col,
+            geometry_type=gtype, srid=srid, title_vi=tvi, title_en=ten, description_vi=dvi,
+            description_en=den, keywords=tuple(kw or ()), licence=lic, attribution=attr,
+            datetime_start=dts if dts in types else None, datetime_end=dte if dte in types else None,
+            fields=public, internal_fields=internal, id_type=types[id_col], min_zoom=minz, max_zoom=maxz,
+        )
+    return out
+
+
+def _geometry_info(conn, schema: str, rel: str, col: str, formatted: str) -> tuple[str, int]:
+    """Geometry type and SRID from the column's type modifier, else from geometry_columns."""
+    import re
+
+    m = re.match(r"geometry\((\w+),\s*(\d+)\)", formatted or "", re.I)
+    if m:
+        return m.group(1), int(m.group(2))
+    row = conn.execute(
+        "SELECT type, srid FROM geometry_columns WHERE f_table_schema = %s AND f_table_name = %s "
+        "AND f_geometry_column = %s", (schema, rel, col)).fetchone()
+    if row:
+        return row[0].title().replace("string", "String").replace("polygon", "Polygon"), int(row[1])
+    return "Geometry", 4326
+
+
+def get_collection(catalog: dict[str, Collection], collection_id: str) -> Collection:
+    """The collection ``collection_id``; :class:`NotFoundError` naming the known ones otherwise."""
+    try:
+        return catalog[collection_id]
+    except KeyError:
+        raise NotFoundError(
+            f"There is no collection {collection_id!r}; collections: {', '.join(catalog) or '(none)'}."
+        ) from None
+
+
+def spatial_extent(conn: psycopg.Connection, coll: Collection) -> tuple[float, float, float, float] | None:
+    """Bounding box (lon/lat) of a collection's features, or None when it is empty."""
+    from psycopg import sql
+
+    row = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                               "(SELECT ST_Extent({g}) AS e FROM {t}) x").format(
+        g=sql.Identifier(coll.geometry_column), t=sql.Identifier(coll.schema, coll.relation))).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return tuple(float(v) for v in row)
+
+
+def temporal_extent(conn: psycopg.Connection, coll: Collection) -> tuple[str | None, str | None] | None:
+    """First start and last end of validity (ISO strings; None for open ends), or None."""
+    from psycopg import sql
+
+    if not coll.datetime_start:
+        return None
+    end = coll.datetime_end or coll.datetime_start
+    row = conn.execute(sql.SQL(
+        "SELECT min({s}), CASE WHEN bool_or({e} IS NULL) THEN NULL ELSE max({e}) END FROM {t}").format(
+        s=sql.Identifier(coll.datetime_start), e=sql.Identifier(end),
+        t=sql.Identifier(coll.schema, coll.relation))).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return tuple(v.isoformat() if v is not None else None for v in row)
