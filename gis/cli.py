@@ -130,28 +130,32 @@ def sample_cmd(
 
 
 # --- gis ingest --------------------------------------------------------------------------------
-KIND_HELP = "admin | cadastral | planning | buildings | roads | poi"
+ingest_app = typer.Typer(help="Load source files into PostGIS: validated, reprojected, all or nothing.",
+                         no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+#: the vector kinds (see ingest.kinds) and their one-line help
+VECTOR_KINDS = {
+    "admin": "Administrative units (wards, districts) with their validity period.",
+    "cadastral": "Cadastral parcels (thửa đất): history kept, owners stored apart.",
+    "planning": "Zoning / land-use plan lots and their regulations.",
+    "buildings": "Building footprints with height and storeys.",
+    "roads": "Road centre lines with class, lanes and width.",
+    "poi": "Points of interest: hospitals, clinics, schools, markets, ...",
+}
 
 
-@app.command("ingest")
-def ingest_cmd(
-    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
-    path: Annotated[Path, typer.Argument(help="A vector file: Shapefile (.shp or .zip), GeoPackage, "
-                                              "GeoJSON, FlatGeobuf, CSV with WKT, GML.")],
-    crs: Annotated[Optional[str], typer.Option(help="CRS of a file that has none, or to override a "
-                                                    "wrong one, e.g. EPSG:9210 (VN-2000 / TM-3 105-45).")] = None,
-    mapping: Annotated[Optional[str], typer.Option(help="Mapping preset name or .toml file "
-                                                        "(default: chosen by the file's fields).")] = None,
-    layer: Annotated[Optional[str], typer.Option(help="Layer of a multi-layer file.")] = None,
-    encoding: Annotated[Optional[str], typer.Option(help="Text encoding: utf-8, tcvn3, vni, cp1258, ... "
-                                                         "(default: detected).")] = None,
-    invalid: Annotated[str, typer.Option(help="Invalid geometries: repair (make_valid) or reject.")] = "repair",
-    max_rejects: Annotated[str, typer.Option(help="Rejected features tolerated: a count or a percentage "
-                                                  "(default 0: any reject fails the job, nothing written).")] = "0",
-    valid_from: Annotated[Optional[str], typer.Option(help="Validity start of new parcel versions "
-                                                           "(ISO date; default now).")] = None,
+def _vector_ingest(
+    kind: str,
+    path: Path,
+    crs: Optional[str],
+    mapping: Optional[str],
+    layer: Optional[str],
+    encoding: Optional[str],
+    invalid: str,
+    max_rejects: str,
+    valid_from: Optional[str],
 ) -> None:
-    """Load a vector file into PostGIS, all or nothing, and record the run."""
     from datetime import datetime, timezone
 
     from gis import db
@@ -174,6 +178,42 @@ def ingest_cmd(
         result = run_ingest(dsn, kind, path, opts, rejects_dir=settings.data_dir / "rejects",
                             progress=progress)
     typer.echo(result.summary())
+
+
+def _make_vector_command(kind: str, help_text: str) -> None:
+    def command(
+        path: Annotated[Path, typer.Argument(help="A vector file: Shapefile (.shp or .zip), GeoPackage, "
+                                                  "GeoJSON, FlatGeobuf, CSV with WKT, GML.")],
+        crs: Annotated[Optional[str], typer.Option(help="CRS of a file that has none, or to override a "
+                                                        "wrong one, e.g. EPSG:9210 (VN-2000 / TM-3 105-45).")] = None,
+        mapping: Annotated[Optional[str], typer.Option(help="Mapping preset name or .toml file "
+                                                            "(default: chosen by the file's fields).")] = None,
+        layer: Annotated[Optional[str], typer.Option(help="Layer of a multi-layer file.")] = None,
+        encoding: Annotated[Optional[str], typer.Option(help="Text encoding: utf-8, tcvn3, vni, cp1258, ... "
+                                                             "(default: detected).")] = None,
+        invalid: Annotated[str, typer.Option(help="Invalid geometries: repair (make_valid) or reject.")] = "repair",
+        max_rejects: Annotated[str, typer.Option(help="Rejected features tolerated: a count or a percentage "
+                                                      "(default 0: any reject fails the job, nothing written).")] = "0",
+        valid_from: Annotated[Optional[str], typer.Option(help="Validity start of new parcel versions "
+                                                               "(ISO date; default now).")] = None,
+    ) -> None:
+        _vector_ingest(kind, path, crs, mapping, layer, encoding, invalid, max_rejects, valid_from)
+
+    command.__doc__ = help_text + " All or nothing; the run is recorded in ingest.runs."
+    ingest_app.command(kind)(command)
+
+
+for _kind, _help in VECTOR_KINDS.items():
+    _make_vector_command(_kind, _help)
+
+
+@ingest_app.command("presets")
+def ingest_presets() -> None:
+    """List the attribute-mapping presets (for --mapping)."""
+    from ingest.mapping import presets
+
+    for m in sorted(presets().values(), key=lambda m: (m.kind, m.name)):
+        typer.echo(f"{m.kind:<10} {m.name:<30} {m.description}")
 
 
 class _progress:
