@@ -78,7 +78,6 @@ class Mapping:
         InputError
             When a required target field has neither a source column in the file nor a constant.
         """
-        present = {c.lower(): c for c in columns}
         chosen: dict[str, str | None] = {}
         for target, rule in self.rules.items():
             col = None
@@ -86,11 +85,8 @@ class Mapping:
                 if src in SPECIAL:
                     col = src
                     break
-                if src in columns:
-                    col = src
-                    break
-                if src.lower() in present:
-                    col = present[src.lower()]
+                col = find_column(src, columns)
+                if col is not None:
                     break
             chosen[target] = col
         missing = [
@@ -135,6 +131,28 @@ class Mapping:
             else:
                 out[target] = out[target].where(out[target].notna(), value)
         return pd.DataFrame(out, index=df.index)
+
+
+#: Longest field name a dBase (.dbf) file holds: GDAL cuts longer names of a Shapefile to this.
+DBF_NAME_LIMIT = 10
+
+
+def find_column(name: str, columns: list[str]) -> str | None:
+    """The column of ``columns`` that holds source field ``name``, or None.
+
+    Matched exactly, then case-insensitively, then as a Shapefile (dBase) field name cut to 10
+    characters: a Shapefile written from ``KyHieuMucDichSuDung`` has the field ``KyHieuMucD``.
+    """
+    if name in columns:
+        return name
+    lowered = {c.lower(): c for c in columns}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    if len(name) > DBF_NAME_LIMIT:
+        cut = name[:DBF_NAME_LIMIT].lower()
+        if cut in lowered:
+            return lowered[cut]
+    return None
 
 
 def _transform(values: pd.Series, rule: FieldRule) -> pd.Series:
@@ -266,16 +284,15 @@ def choose_mapping(kind: Kind, columns: list[str], spec: str | None) -> Mapping:
         if mapping.kind != kind.name:
             raise InputError(f"Mapping {mapping.name!r} is for kind {mapping.kind!r}, not {kind.name!r}.")
         return mapping
-    lowered = {c.lower() for c in columns}
     candidates = [
         m for m in presets().values()
-        if m.kind == kind.name and m.detect and all(d.lower() in lowered for d in m.detect)
+        if m.kind == kind.name and m.detect and all(find_column(d, columns) for d in m.detect)
     ]
     if candidates:
         candidates.sort(key=lambda m: (-len(m.detect), m.name))
         return candidates[0]
     required = [f.name for f in kind.fields if f.required]
-    if all(r.lower() in lowered for r in required):
+    if all(find_column(r, columns) for r in required):
         return identity_mapping(kind)
     names = sorted(m.name for m in presets().values() if m.kind == kind.name)
     raise InputError(

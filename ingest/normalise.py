@@ -147,6 +147,13 @@ def normalise_geometry(geoms: np.ndarray, kind: Kind, rej: Rejector, invalid: st
                         rej.reason[i] = "geometry degenerates when reprojected"
                     else:
                         geoms[i] = g
+    if kind.geometry == "polygon":
+        # one ring orientation whatever the format wrote (Shapefiles store exteriors clockwise,
+        # GeoPackage and GeoJSON usually counter-clockwise): the same parcel gives the same bytes,
+        # so the same hash, from every format. Exteriors counter-clockwise (OGC, RFC 7946).
+        live = rej.ok
+        if live.any():
+            geoms[live] = shapely.orient_polygons(geoms[live], exterior_cw=False)
     return geoms, repaired
 
 
