@@ -167,6 +167,18 @@ class EmbeddedCluster:
         if user is not None:
             os.chown(path, user.pw_uid, user.pw_gid)
 
+    def reachable(self) -> bool:
+        """True when the OS user that runs the cluster can reach its folder (always true if not root)."""
+        user = self._os_user()
+        if user is None:
+            return True
+        probe = self.root
+        while not probe.exists():
+            probe = probe.parent
+        return subprocess.run(
+            ["test", "-x", str(probe)], user=user.pw_uid, group=user.pw_gid, extra_groups=[]
+        ).returncode == 0
+
     def _check_reachable(self) -> None:
         """The OS user must be able to traverse to the cluster folder."""
         user = self._os_user()

@@ -148,12 +148,14 @@ def normalise_geometry(geoms: np.ndarray, kind: Kind, rej: Rejector, invalid: st
                     else:
                         geoms[i] = g
     if kind.geometry == "polygon":
-        # one ring orientation whatever the format wrote (Shapefiles store exteriors clockwise,
-        # GeoPackage and GeoJSON usually counter-clockwise): the same parcel gives the same bytes,
-        # so the same hash, from every format. Exteriors counter-clockwise (OGC, RFC 7946).
+        # One canonical form whatever the format wrote (Shapefiles store exteriors clockwise,
+        # GeoPackage and GeoJSON usually counter-clockwise; a repair's output depends on the input
+        # ring's start and direction): the same parcel gives the same bytes, so the same row hash,
+        # from every format. Canonical ring starts and part order (normalize), then exteriors
+        # counter-clockwise (OGC, RFC 7946). Lines are left alone: their direction means something.
         live = rej.ok
         if live.any():
-            geoms[live] = shapely.orient_polygons(geoms[live], exterior_cw=False)
+            geoms[live] = shapely.orient_polygons(shapely.normalize(geoms[live]), exterior_cw=False)
     return geoms, repaired
 
 

@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from gis import db
+from gis.embedded import EmbeddedCluster
 from gis.settings import PROJECT_ROOT, Settings
 
 SHARED = PROJECT_ROOT.parent / "shared" / "data" / "hcmc"
@@ -37,7 +38,13 @@ def test_settings(tmp_path_factory) -> Settings:
     for name in ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER", "PGHOSTADDR"):
         os.environ.pop(name, None)
     data_dir = Path(os.environ.get("GIS_TEST_DATA_DIR", PROJECT_ROOT / "var" / "test"))
-    return Settings(data_dir=data_dir, database_url=None)
+    settings = Settings(data_dir=data_dir, database_url=None)
+    if not EmbeddedCluster(settings).reachable():
+        # running as root in a checkout under a private folder (e.g. /root): the cluster's unprivileged
+        # user cannot reach it, so the test cluster lives in a world-traversable place instead
+        fallback = Path("/var/tmp") / f"hcmc-gis-test-{abs(hash(str(PROJECT_ROOT))) % 10**8}"
+        settings = Settings(data_dir=fallback, database_url=None)
+    return settings
 
 
 @pytest.fixture(scope="session")
