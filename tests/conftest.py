@@ -7,6 +7,7 @@ never see each other's data. No test talks to a mock.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_settings(tmp_path_factory) -> Settings:
     if not EmbeddedCluster(settings).reachable():
         # running as root in a checkout under a private folder (e.g. /root): the cluster's unprivileged
         # user cannot reach it, so the test cluster lives in a world-traversable place instead
-        fallback = Path("/var/tmp") / f"hcmc-gis-test-{abs(hash(str(PROJECT_ROOT))) % 10**8}"
+        fallback = Path("/var/tmp") / ("hcmc-gis-test-" + hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:10])
         settings = Settings(data_dir=fallback, database_url=None)
     return settings
 
