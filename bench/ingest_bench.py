@@ -299,6 +299,20 @@ def versions(cluster_dsn: str) -> dict:
     return v
 
 
+def code_fingerprint() -> dict:
+    """sha256 of the code the run measures: other engineers edit ingest/ and gis/ concurrently."""
+    import hashlib
+
+    out = {}
+    for pkg in ("ingest", "gis"):
+        h = hashlib.sha256()
+        for f in sorted((ROOT / pkg).rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".sql", ".toml"):
+                h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+        out[pkg] = h.hexdigest()[:16]
+    return out
+
+
 def table(results: dict) -> str:
     n = results["n"]
     runs = results["runs"]
@@ -352,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {"n": n, "seed": args.seed, "file": str(path.relative_to(ROOT)),
                      "file_mb": round(path.stat().st_size / 2**20, 1), "generate_s": gen_s,
-                     "started": stamp, "versions": versions(cluster_dsn), "runs": {}}
+                     "started": stamp, "code_at_start": code_fingerprint(), "versions": versions(cluster_dsn), "runs": {}}
     base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", *LIBPQ_ENV)}
 
     if not args.skip_ogr:
@@ -372,12 +386,17 @@ def main(argv: list[str] | None = None) -> int:
     for key, lab in (("gis", label), ("gis_rerun", f"{label} (re-run, unchanged)")):
         if key == "gis_rerun" and args.skip_rerun:
             continue
+        db.migrate(gis_dsn)  # a migration added meanwhile would make `gis ingest` refuse to run
         checkpoint(admin)
         r = timed(lab, [*gis_cmd, "cadastral", str(path)], env, admin, GIS_DB, logdir / f"{key}.log")
         r["rows_per_s"] = n / r["wall_s"]
         r["summary"] = gis_summary((logdir / f"{key}.log").read_text().split("--- stdout\n", 1)[1])
         results["runs"][key] = r
 
+    results["code_at_end"] = code_fingerprint()
+    if results["code_at_end"] != results["code_at_start"]:
+        print("WARNING: ingest/ or gis/ changed during the run (concurrent edits): re-run to be sure",
+              file=sys.stderr)
     results["verify"] = verify(gis_dsn, None if args.skip_ogr else ogr_dsn, n)
     gis_r, ogr_r = results["runs"]["gis"], results["runs"].get("ogr2ogr")
     results["goals"] = {

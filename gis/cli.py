@@ -259,15 +259,38 @@ def runs_cmd(limit: Annotated[int, typer.Option(help="How many runs to show.")] 
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning platform errors into a message and an exit code."""
+    """Entry point: run the CLI, turning platform errors into a message and an exit code.
+
+    SIGINT (Ctrl-C) and SIGTERM (``kill``, a service manager, a CI timeout) both interrupt the
+    command as a KeyboardInterrupt: an ingest job rolls its transaction back and records an
+    'interrupted' run, and the CLI says so and exits 128 + the signal number (130 for SIGINT, 143
+    for SIGTERM).
+    """
+    import signal
+
+    received: list[int] = []
+
+    def interrupt(signum, frame):  # noqa: ARG001 - the signal handler signature
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     try:
         app()
     except GisError as exc:
         _err(f"error: {exc.message}")
         sys.exit(2 if exc.http_status == 400 else 1)
     except KeyboardInterrupt:
-        _err("interrupted: nothing was written.")
-        sys.exit(130)
+        received = received or [int(signal.SIGINT)]
+    except SystemExit as exc:
+        # typer turns a KeyboardInterrupt into a silent exit 130: say what happened
+        if not received or exc.code != 130:
+            raise
+    signum = received[0]
+    _err(f"interrupted ({signal.Signals(signum).name}): the job in progress was rolled back; "
+         "nothing of it was written.")
+    sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     db_name: str = "gis"
     #: Features per batch read from a source file and copied to the database.
     ingest_batch_size: int = 50_000
+    #: Folder of the raster store (Cloud-Optimised GeoTIFFs catalogued in ``raster.items``);
+    #: ``data_dir / "rasters"`` when unset.
+    raster_store: Path | None = None
 
     @property
     def uses_embedded(self) -> bool:
@@ -43,6 +46,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return False
         return not any(os.environ.get(name) for name in LIBPQ_ENV)
+
+    @property
+    def raster_dir(self) -> Path:
+        """Folder of the raster store (``raster_store``, else ``data_dir / "rasters"``)."""
+        return self.raster_store if self.raster_store is not None else self.data_dir / "rasters"
 
     @property
     def embedded_dir(self) -> Path:

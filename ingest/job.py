@@ -186,7 +186,7 @@ def run_ingest(
         mapping = choose_mapping(kind, src.fields, opts.mapping)
         resolved = mapping.resolve(kind, src.fields)
         result.mapping = mapping.name
-        source_crs = gcrs.resolve_crs(src.crs, opts.crs)
+        source_crs = gcrs.resolve_crs(src.crs, opts.crs, bounds=src.bounds)
         result.source_crs = gcrs.describe_crs(source_crs)
         transformer = gcrs.make_transformer(source_crs)
     except GisError as exc:
@@ -194,12 +194,21 @@ def run_ingest(
         result.duration_s = time.monotonic() - t0
         _record_failure(dsn, result, started, opts, "failed")
         raise
+    except KeyboardInterrupt:
+        result.message = "interrupted by the user"
+        result.duration_s = time.monotonic() - t0
+        _record_failure(dsn, result, started, opts, "interrupted")
+        raise
 
     rejects: list[pd.DataFrame] = []
     source_rows: dict[int, dict] = {}
     outcome = "failed"
     try:
         with connect(dsn) as conn:
+            if conn.info.server_version >= 140000:
+                # a killed job's connection is noticed within a second, even in the middle of a
+                # long statement, so its transaction (and its lock) does not linger
+                conn.execute("SET client_connection_check_interval = '1s'")
             lookups = Lookups(
                 land_use={r[0] for r in conn.execute("SELECT code FROM cadastral.land_use_codes")},
                 owner_type={r[0] for r in conn.execute("SELECT code FROM cadastral.owner_types")},
@@ -214,15 +223,20 @@ def run_ingest(
                      mapping.name, json.dumps(_opts_json(opts)), _os_user(), started),
                 ).fetchone()[0]
                 m.create_stage(conn, kind)
+                # personal data (owner names, id numbers) never leaves the database's private schema:
+                # not even into the rejects file
+                private_columns = {resolved[f.name] for f in kind.fields
+                                   if f.private and resolved.get(f.name)}
                 for batch in iter_batches(src, opts.batch_size, encoding):
                     result.read += len(batch.fids)
+                    # a wrong CRS fails the job before any coordinate is transformed
+                    _check_extent(src, source_crs, batch)
                     norm = normalise_batch(batch, kind, mapping, resolved, transformer.transform_geoms,
                                            lookups, opts.invalid)
-                    _check_extent(src, source_crs, batch, norm)
                     result.repaired += norm.repaired
                     if len(norm.rejects):
                         rejects.append(norm.rejects)
-                        _keep_source_rows(source_rows, batch, norm.rejects["fid"])
+                        _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
                     m.copy_rows(conn, kind, norm.rows)
                     if progress:
                         progress(result.read, src.count)
@@ -264,9 +278,13 @@ def run_ingest(
             result.run_id = run_id
             result.outcome = outcome
             if outcome == "loaded":
-                with conn.transaction():
-                    conn.execute(psycopg.sql.SQL("ANALYZE {}").format(
-                        psycopg.sql.Identifier(*kind.table.split("."))))
+                try:
+                    with conn.transaction():
+                        conn.execute(psycopg.sql.SQL("ANALYZE {}").format(
+                            psycopg.sql.Identifier(*kind.table.split("."))))
+                except (KeyboardInterrupt, psycopg.Error):
+                    # the load is committed: fresh statistics are a nicety, autovacuum catches up
+                    pass
     except KeyboardInterrupt:
         result.message = "interrupted by the user"
         result.duration_s = time.monotonic() - t0
@@ -287,7 +305,7 @@ def run_ingest(
     return result
 
 
-def _check_extent(src, source_crs, batch, norm) -> None:
+def _check_extent(src, source_crs, batch) -> None:
     geoms = shapely.from_wkb(batch.wkb, on_invalid="ignore")
     geoms = geoms[~pd.isna(geoms)]
     if len(geoms):
@@ -296,11 +314,12 @@ def _check_extent(src, source_crs, batch, norm) -> None:
             gcrs.check_extent(source_crs, bounds, label=str(src.path.name))
 
 
-def _keep_source_rows(store: dict, batch, fids) -> None:
+def _keep_source_rows(store: dict, batch, fids, private_columns: set[str] = frozenset()) -> None:
     idx = np.searchsorted(batch.fids, np.asarray(fids))
     wkt = shapely.to_wkt(shapely.from_wkb(batch.wkb[idx], on_invalid="ignore"), rounding_precision=3)
     for j, i in enumerate(idx):
-        row = {k: (None if _isna(v) else v) for k, v in batch.attrs.iloc[i].to_dict().items()}
+        row = {k: (None if _isna(v) else v) for k, v in batch.attrs.iloc[i].to_dict().items()
+               if k not in private_columns}
         row["wkt"] = wkt[j]
         store[int(batch.fids[i])] = row
 

@@ -64,14 +64,17 @@ def stage_problems(conn: psycopg.Connection, kind: Kind) -> list[tuple[int, str]
     """Problems only visible across the whole file: duplicate natural keys, unknown lineage parents."""
     key = sql.SQL(", ").join(map(sql.Identifier, kind.key))
     dup = conn.execute(sql.SQL(
-        "SELECT fid, ({key})::text, min(fid) OVER w, count(*) OVER w FROM stage "
-        "WINDOW w AS (PARTITION BY {key})"
+        "SELECT fid, kv, fids FROM (SELECT fid, ({key})::text AS kv, "
+        "array_agg(fid) OVER (PARTITION BY {key} ORDER BY fid "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS fids FROM stage) d "
+        "WHERE cardinality(fids) > 1"
     ).format(key=key)).fetchall()
-    problems = [
-        (fid, f"duplicate natural key {kv} ({', '.join(kind.key)}), also at feature "
-              f"{first if first != fid else 'another row'} ({n} features share it)")
-        for fid, kv, first, n in dup if n > 1
-    ]
+    problems = []
+    for fid, kv, fids in dup:
+        others = [int(f) for f in fids if f != fid]
+        shown = ", ".join(map(str, others[:5])) + (", ..." if len(others) > 5 else "")
+        problems.append((fid, f"duplicate natural key {kv} ({', '.join(kind.key)}): also at feature"
+                              f"{'s' if len(others) > 1 else ''} {shown} ({len(fids)} features share it)"))
     if kind.name == "cadastral":
         rows = conn.execute("""
             WITH refs AS (

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import struct
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,7 @@ class Source:
     declared_encoding: str | None      # from the .cpg file
     checksum: str
     layers: list[str] = field(default_factory=list)
+    bounds: tuple[float, float, float, float] | None = None  # of the layer, in its own CRS
     text_encoding: str | None = None   # decided while reading: unicode, tcvn3, vni or a codec name
 
     @property
@@ -116,6 +119,13 @@ def open_source(path: str | Path, layer: str | None = None) -> Source:
             )
     elif suffix == ".dbf":
         raise InputError(f"{path.name} is a table without geometry: give the .shp file.")
+    if suffix == ".shp":
+        for ext in (".shp", ".shx", ".dbf"):
+            part = path if ext == ".shp" else _sidecar(path, ext)
+            with open(part, "rb") as fh:
+                _check_shapefile_part(part.name, ext, fh.read(32), part.stat().st_size)
+    elif suffix == ".zip":
+        _check_zipped_shapefiles(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -137,7 +147,7 @@ def open_source(path: str | Path, layer: str | None = None) -> Source:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = pyogrio.read_info(gdal_path, layer=layer, force_feature_count=True,
+            info = pyogrio.read_info(gdal_path, layer=layer, force_feature_count=True, force_total_bounds=True,
                                      **({"encoding": "latin1"} if _is_shape(path, gdal_path) else {}))
     except Exception as exc:
         raise InputError(f"{path} (layer {layer!r}) cannot be read: {_gdal_message(exc)}.") from None
@@ -156,8 +166,59 @@ def open_source(path: str | Path, layer: str | None = None) -> Source:
         path=path, gdal_path=gdal_path, layer=layer, driver=driver, crs=info.get("crs"),
         fields=[str(f) for f in info["fields"]], count=int(info["features"]),
         geometry_type=info.get("geometry_type"), raw_text=raw, declared_encoding=declared,
-        checksum=file_checksum(path), layers=layers,
+        checksum=file_checksum(path), layers=layers, bounds=_bounds(info.get("total_bounds")),
     )
+
+
+def _bounds(value) -> tuple[float, float, float, float] | None:
+    try:
+        b = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return b if len(b) == 4 and all(np.isfinite(b)) else None
+
+
+def _check_shapefile_part(name: str, ext: str, head: bytes, size: int) -> None:
+    """Check the header of a Shapefile's .shp, .shx or .dbf against the file's size.
+
+    GDAL reads the records of a cut .shp as features without geometry and those of a cut .dbf as
+    empty attributes, without failing: a truncated copy would load as garbage. The headers say how
+    long each part must be.
+    """
+    if ext in (".shp", ".shx"):
+        if len(head) < 28 or struct.unpack(">i", head[:4])[0] != 9994:
+            raise InputError(f"{name} is not a valid Shapefile part (its header is wrong): the file is "
+                             "corrupt or not a Shapefile.")
+        declared = struct.unpack(">i", head[24:28])[0] * 2
+        if size < declared:
+            raise InputError(
+                f"{name} is truncated: its header says {declared:,} bytes but the file has {size:,}. "
+                "Copy the Shapefile again (all of .shp, .shx and .dbf)."
+            )
+    else:  # .dbf
+        if len(head) < 12:
+            raise InputError(f"{name} is truncated or not a dBase file (the attribute table of the Shapefile).")
+        records, header_len, record_len = struct.unpack("<IHH", head[4:12])
+        declared = header_len + records * record_len
+        if size < declared:
+            raise InputError(
+                f"{name} is truncated: its header says {records:,} records ({declared:,} bytes) but the "
+                f"file has {size:,} bytes. Copy the Shapefile again (all of .shp, .shx and .dbf)."
+            )
+
+
+def _check_zipped_shapefiles(path: Path) -> None:
+    """The header checks of :func:`_check_shapefile_part` for the Shapefiles inside a zip."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                ext = Path(info.filename).suffix.lower()
+                if ext in (".shp", ".shx", ".dbf") and not info.is_dir():
+                    with zf.open(info) as fh:
+                        head = fh.read(32)
+                    _check_shapefile_part(f"{path.name}:{info.filename}", ext, head, info.file_size)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise InputError(f"{path} is not a readable zip file ({exc}): is it truncated or corrupt?") from None
 
 
 def _is_shape(path: Path, gdal_path: str) -> bool:
