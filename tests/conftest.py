@@ -48,19 +48,54 @@ def test_settings(tmp_path_factory) -> Settings:
     return settings
 
 
+def _template_name() -> str:
+    """The template database of the current migrations (a new migration gives a new template)."""
+    digest = hashlib.sha1("".join(m.checksum for m in db.migrations()).encode()).hexdigest()[:12]
+    return f"{TEMPLATE}_{digest}"
+
+
 @pytest.fixture(scope="session")
 def cluster_dsn(test_settings) -> str:
-    """DSN of the test cluster's maintenance database, with a migrated template database ready."""
+    """DSN of the test cluster's maintenance database, with a migrated template database ready.
+
+    Several test sessions may share the cluster (parallel runs): each only drops the databases left
+    by sessions whose process is gone, and the template is built once per set of migrations.
+    """
     dsn = db.resolve_dsn(test_settings)  # starts the embedded cluster
     admin = dsn.rsplit("/", 1)[0] + "/postgres"
+    template = _template_name()
     with psycopg.connect(admin, autocommit=True) as conn:
-        for (name,) in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%%' OR datname = %s", (TEMPLATE,)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
-    db.migrate(dsn.rsplit("/", 1)[0] + "/" + TEMPLATE)
+        conn.execute("SELECT pg_advisory_lock(727000002)")
+        try:
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%%' OR "
+                "(datname LIKE %s AND datname <> %s)", (TEMPLATE + "%", template)
+            ).fetchall():
+                pid = name.split("_")[1] if name.startswith("t_") else None
+                if pid is not None and pid.isdigit() and _alive(int(pid)):
+                    continue
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone()
+            if not exists:
+                building = template + "_new"
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(building)))
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+                db.migrate(dsn.rsplit("/", 1)[0] + "/" + building)
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(building), sql.Identifier(template)))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(727000002)")
     return admin
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def new_database(cluster_dsn: str) -> str:
@@ -68,7 +103,7 @@ def new_database(cluster_dsn: str) -> str:
     name = f"t_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(cluster_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE)))
+            sql.Identifier(name), sql.Identifier(_template_name())))
     return cluster_dsn.rsplit("/", 1)[0] + "/" + name
 
 
