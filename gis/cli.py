@@ -242,6 +242,256 @@ class _progress:
             self.bar.stop()
 
 
+# --- gis ingest raster / gis raster ----------------------------------------------------------
+def _split_list(text: Optional[str]) -> Optional[list[str]]:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _float_list(text: Optional[str], option: str) -> Optional[list[float]]:
+    from gis.errors import InputError
+
+    items = _split_list(text)
+    if items is None:
+        return None
+    try:
+        return [float(t) for t in items]
+    except ValueError:
+        raise InputError(f"{option} {text!r}: give numbers separated by commas.") from None
+
+
+@ingest_app.command("raster")
+def ingest_raster(
+    paths: Annotated[list[Path], typer.Argument(help="Raster files: GeoTIFF (any tiling), COG, JPEG 2000, "
+                                                    "NetCDF. Each becomes one catalog item.")],
+    collection: Annotated[str, typer.Option(help="STAC collection of the items (created if missing).")] = "rasters",
+    datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Time of the items when the files do "
+                                                     "not say: 2020 (a year), 2024-01-15, 2024-01-15T03:20Z, "
+                                                     "2000/2020 (an interval).")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="CRS of files without one (or to override a wrong one), "
+                                                    "e.g. EPSG:32648.")] = None,
+    nodata: Annotated[Optional[float], typer.Option(help="Nodata value overriding the files' (must fit the "
+                                                         "data type).")] = None,
+    sensor: Annotated[Optional[str], typer.Option(help="Sensor profile checked and applied: sentinel2 (5 bands "
+                                                       "B02 B03 B04 B08 B11), worldpop, era5-precipitation.")] = None,
+    bands: Annotated[Optional[str], typer.Option(help="Band names, comma-separated, in order.")] = None,
+    variable: Annotated[Optional[str], typer.Option(help="NetCDF variable (default: the only gridded one).")] = None,
+    item_id: Annotated[Optional[str], typer.Option("--id", help="Item id (one file; default: the file name).")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Title of a new collection.")] = None,
+    resampling: Annotated[Optional[str], typer.Option(help="Overview resampling: average (default), nearest "
+                                                           "(default for 8-bit), bilinear, cubic, mode.")] = None,
+) -> None:
+    """Rasters into the raster store as Cloud-Optimised GeoTIFFs, catalogued (STAC) in PostGIS.
+
+    All or nothing: a bad file fails the job and nothing is written (no file, no row). Running the same
+    files again changes nothing. The run is recorded in ingest.runs (kind raster). A NetCDF variable with a
+    time dimension becomes one item whose bands are the time steps.
+    """
+    from gis import db
+    from gis.raster.store import RasterStore
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    settings = _settings()
+    opts = RasterIngestOptions(collection=collection, datetime=datetime_, crs=crs, nodata=nodata,
+                               sensor=sensor, bands=_split_list(bands), variable=variable,
+                               item_id=item_id, title=title, resampling=resampling)
+    dsn = db.ready(settings)
+    with _progress(f"raster x{len(paths)}") as progress:
+        result = run_raster_ingest(dsn, paths, opts, store=RasterStore(settings.raster_dir),
+                                   progress=progress)
+    typer.echo(result.summary())
+
+
+raster_app = typer.Typer(help="Raster analysis on the catalog: list, spectral indices, change, zonal statistics.",
+                         no_args_is_help=True)
+app.add_typer(raster_app, name="raster")
+
+
+@raster_app.command("list")
+def raster_list(
+    collection: Annotated[Optional[str], typer.Option(help="Only this collection.")] = None,
+) -> None:
+    """List the catalogued rasters: item, time, CRS, size, bands, COG."""
+    from gis import db
+    from gis.raster.catalog import list_items
+
+    items = list_items(db.ready(_settings()), collection)
+    if not items:
+        typer.echo("The raster catalog is empty: load rasters with `gis ingest raster`.")
+        return
+    for it in items:
+        names = it.band_names
+        bands = ", ".join(names[:5]) + (f", ... ({len(names)} bands)" if len(names) > 5 else "")
+        typer.echo(f"{it.ref:<50} {it.time_text():<25} EPSG:{it.epsg or '-':<6} {it.width}x{it.height} "
+                   f"{it.data_type:<8} [{bands}] {it.asset_href} ({it.asset_size / 1e6:.1f} MB)")
+
+
+@raster_app.command("show")
+def raster_show(item: Annotated[str, typer.Argument(help="COLLECTION/ITEM (or ITEM when unambiguous).")]) -> None:
+    """Print the STAC Item JSON of an item."""
+    import json
+
+    from gis import db
+    from gis.raster.catalog import get_item, stac_item
+
+    dsn = db.ready(_settings())
+    it = get_item(dsn, item)
+    typer.echo(json.dumps(stac_item(dsn, it.collection, it.id), indent=2, ensure_ascii=False))
+
+
+@raster_app.command("indices")
+def raster_indices(
+    item: Annotated[str, typer.Argument(help="COLLECTION/ITEM with blue/green/red/nir/swir16 bands "
+                                             "(e.g. ingested with --sensor sentinel2).")],
+    out: Annotated[Path, typer.Option(help="Output COG: one float32 band per index, NaN nodata.")],
+    index: Annotated[str, typer.Option(help="Indices, comma-separated: ndvi, ndbi, ndwi, built_up.")] =
+        "ndvi,ndbi,ndwi,built_up",
+    chunk: Annotated[int, typer.Option(help="Dask chunk size in pixels (memory per chunk).")] = 1024,
+) -> None:
+    """Spectral indices of an item (NDVI, NDBI, NDWI, built-up mask), computed chunk by chunk."""
+    from gis import db
+    from gis.raster.catalog import get_item
+    from gis.raster.indices import open_raster, spectral_indices, write_dataset
+
+    settings = _settings()
+    it = get_item(db.ready(settings), item)
+    ds = spectral_indices(open_raster(it.path(settings.raster_dir), chunk),
+                          indices=_split_list(index) or [], bands_meta=it.bands)
+    with _dask_progress():
+        write_dataset(ds, out)
+    typer.echo(f"Wrote {out}: {', '.join(ds.data_vars)} of {it.ref}.")
+
+
+@raster_app.command("change")
+def raster_change(
+    item_a: Annotated[str, typer.Argument(help="The earlier item (COLLECTION/ITEM).")],
+    item_b: Annotated[str, typer.Argument(help="The later item, on the same grid.")],
+    out: Annotated[Path, typer.Option(help="Output COG of the change.")],
+    method: Annotated[str, typer.Option(help="built-up (new built-up area from two multispectral scenes) or "
+                                             "difference (B - A of one band, e.g. population).")] = "built-up",
+    band: Annotated[int, typer.Option(help="Band of a difference.")] = 1,
+    polygons_table: Annotated[Optional[str], typer.Option(help="Also write the new built-up patches as "
+                                                               "polygons to stats.change_NAME.")] = None,
+    zones: Annotated[Optional[str], typer.Option(help="Also sum the change per zone: wards-2025, parcels, "
+                                                      "planning-lots or SCHEMA.TABLE[:KEY].")] = None,
+    table: Annotated[Optional[str], typer.Option(help="Name of the per-zone table (stats.zonal_NAME).")] = None,
+    chunk: Annotated[int, typer.Option(help="Dask chunk size in pixels.")] = 1024,
+) -> None:
+    """Change between two dates as a raster, and as areas (polygons and/or per-zone sums)."""
+    from gis import db
+    from gis.errors import InputError
+    from gis.raster import change as ch
+    from gis.raster.catalog import get_item
+    from gis.raster.zonal import zonal_to_postgis
+
+    if method not in ("built-up", "difference"):
+        raise InputError(f"--method {method!r}: use built-up or difference.")
+    if (zones is None) != (table is None):
+        raise InputError("--zones and --table go together.")
+    settings = _settings()
+    dsn = db.ready(settings)
+    a, b = get_item(dsn, item_a), get_item(dsn, item_b)
+    pa, pb = a.path(settings.raster_dir), b.path(settings.raster_dir)
+    if method == "built-up":
+        da = ch.built_up_change(pa, pb, chunks=chunk, bands_meta_a=a.bands, bands_meta_b=b.bands)
+    else:
+        da = ch.difference(pa, pb, band=band, chunks=chunk)
+    with _dask_progress():
+        ch.write_change(da, out)
+    typer.echo(f"Wrote {out} ({method} {a.ref} -> {b.ref}).")
+    if polygons_table:
+        if method != "built-up":
+            raise InputError("--polygons-table needs --method built-up.")
+        gdf = ch.change_polygons(out, value=1)
+        name = ch.polygons_to_postgis(dsn, gdf, polygons_table, item_a=a, item_b=b)
+        typer.echo(f"Wrote {name}: {len(gdf)} new built-up patches, {ch.total_area_m2(gdf) / 1e6:.3f} km2.")
+    if zones:
+        zb = [ch.built_up_area_band()] if method == "built-up" else [1]
+        with _progress(f"zonal {zones}") as progress:
+            res = zonal_to_postgis(dsn, out, zones, table, bands=zb, item=b, progress=progress)
+        typer.echo(res.summary() + (" (new built-up area = sum x cell area)" if method == "built-up" else ""))
+
+
+@raster_app.command("zonal")
+def raster_zonal(
+    item: Annotated[str, typer.Argument(help="COLLECTION/ITEM.")],
+    zones: Annotated[str, typer.Option(help="wards-2025, parcels, planning-lots or SCHEMA.TABLE[:KEY].")],
+    table: Annotated[str, typer.Option(help="Result table stats.zonal_NAME (replaced atomically).")],
+    band: Annotated[str, typer.Option(help="Bands: 1, 1,3 or all.")] = "1",
+    percentiles: Annotated[str, typer.Option(help="Percentiles, comma-separated (empty for none: faster).")] =
+        "10,25,50,75,90",
+    geometry: Annotated[Optional[bool], typer.Option("--geometry/--no-geometry", help="Copy the zone geometry "
+                                                     "(default: when one band).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: by size of the job).")] = None,
+) -> None:
+    """Zonal statistics (count, sum, mean, min, max, std, percentiles, frac) with exact cell coverage."""
+    from gis import db
+    from gis.raster.catalog import get_item
+    from gis.raster.zonal import zonal_to_postgis
+
+    settings = _settings()
+    dsn = db.ready(settings)
+    it = get_item(dsn, item)
+    if band.strip().lower() == "all":
+        bands = list(range(1, len(it.bands) + 1))
+    else:
+        bands = [int(v) for v in _float_list(band, "--band") or [1]]
+    pct = _float_list(percentiles, "--percentiles") or []
+    with _progress(f"zonal {zones}") as progress:
+        res = zonal_to_postgis(dsn, it.path(settings.raster_dir), zones, table, bands=bands,
+                               percentiles=pct, with_geometry=geometry, workers=workers, item=it,
+                               progress=progress)
+    typer.echo(res.summary())
+
+
+@raster_app.command("synthetic")
+def raster_synthetic(
+    out: Annotated[Path, typer.Argument(help="Folder for the two scenes and the change truth.")] = Path("data/rasters"),
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same files).")] = 2025,
+    resolution: Annotated[float, typer.Option(help="Pixel size in metres.")] = 10.0,
+) -> None:
+    """Generate two Sentinel-2-like scenes of central HCMC with urban growth between them."""
+    from gis.raster.synthetic import generate_pair
+
+    pair = generate_pair(out, seed=seed, resolution=resolution)
+    typer.echo(f"{pair.before}\n{pair.after}\n{pair.truth}\nnew built-up area: "
+               f"{pair.new_built_up_m2 / 1e6:.3f} km2")
+
+
+@raster_app.command("sweep")
+def raster_sweep(
+    older_than: Annotated[float, typer.Option(help="Only files older than this many seconds.")] = 3600,
+) -> None:
+    """Remove store files no catalog row refers to (left by a killed job) and stale temporary files."""
+    from gis import db
+    from gis.raster.catalog import list_items
+    from gis.raster.store import RasterStore
+
+    settings = _settings()
+    refs = {it.asset_href for it in list_items(db.ready(settings))}
+    removed = RasterStore(settings.raster_dir).sweep(refs, older_than_s=older_than)
+    typer.echo(f"Removed {len(removed)} file(s).")
+
+
+class _dask_progress:
+    """A dask progress bar on a terminal; silent otherwise."""
+
+    def __enter__(self):
+        self.bar = None
+        if sys.stderr.isatty():
+            from dask.diagnostics import ProgressBar
+
+            self.bar = ProgressBar(out=sys.stderr)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 @app.command("runs")
 def runs_cmd(limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20) -> None:
     """Show the latest ingest runs (the run log)."""
@@ -256,6 +506,210 @@ def runs_cmd(limit: Annotated[int, typer.Option(help="How many runs to show.")] 
     for r in rows:
         typer.echo(f"#{r[0]} {r[1]:%Y-%m-%d %H:%M:%S} {r[2]:<9} {r[3]:<11} read {r[4]} ins {r[5]} "
                    f"upd {r[6]} same {r[7]} rej {r[8]} {r[9]}s {r[10]}" + (f" -- {r[11]}" if r[11] else ""))
+
+
+# --- gis stats ---------------------------------------------------------------------------------
+# The commands are built from gis.analysis.registry (pure declarations: no numpy import), one per
+# analysis; the analysis itself is imported when the command runs.
+stats_app = typer.Typer(help="Statistics: planning, health access and logistics (gis.analysis).",
+                        no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
+
+
+def _stats_client(spec: Optional[str]):
+    """A Dask client or scheduler name from --dask: synchronous | threads | processes | local:N |
+    tcp://HOST:PORT."""
+    if not spec:
+        return None, None
+    if spec in ("synchronous", "threads", "processes"):
+        return spec, None
+    from gis.errors import InputError
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--dask needs the dask 'distributed' package.") from None
+    if spec.startswith("local:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise InputError(f"--dask {spec!r}: give local:N with N workers.") from None
+        if not 1 <= n <= 64:
+            raise InputError(f"--dask {spec!r}: N must be between 1 and 64.")
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+    if spec.startswith("tcp://"):
+        return Client(spec, timeout="10s"), None
+    raise InputError(f"--dask {spec!r}: use synchronous, threads, processes, local:N or tcp://HOST:PORT.")
+
+
+def _run_stats(analysis_id: str, params: dict, out: Optional[Path], table: Optional[str], replace: bool,
+               title: Optional[str], dask: Optional[str]) -> None:
+    import time
+
+    from gis import db
+    from gis.analysis import output
+    from gis.analysis.registry import get_analysis
+    from gis.errors import InputError
+
+    analysis = get_analysis(analysis_id)
+    if out is not None and table is not None:
+        raise InputError("Give --out FILE or --table NAME, not both.")
+    values = analysis.validate(params)  # bad parameters fail before the database is touched
+    if out is not None and output.FORMATS.get(out.suffix.lower()) is None:
+        raise InputError(f"--out {out.name}: unknown format; use one of {', '.join(sorted(output.FORMATS))}.")
+    dsn = db.ready(_settings())
+    client, cluster = _stats_client(dask)
+    t0 = time.monotonic()
+    try:
+        with _progress(analysis.title) as progress:
+            result = analysis.run(dsn, values, progress=progress, client=client)
+    finally:
+        if client is not None and not isinstance(client, str):
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    took = time.monotonic() - t0
+    if title:
+        result.attrs["title"] = title
+    if out is not None:
+        path = output.write_file(result, out)
+        typer.echo(f"Wrote {len(result)} rows ({analysis.id}) to {path} in {took:.1f} s.")
+    elif table is not None:
+        info = output.write_table(result, dsn, table, replace=replace, title=title, title_vi=analysis.title_vi,
+                                  duration_s=took)
+        typer.echo(f"Wrote {info['rows']} rows ({analysis.id}) to {info['table']}, published as collection "
+                   f"{info['collection']}, in {took:.1f} s.")
+    else:
+        import pandas as pd
+
+        shown = pd.DataFrame(result.drop(columns=[result.geometry.name]) if hasattr(result, "geometry")
+                             and result.geometry.name in result.columns else result)
+        typer.echo(shown.head(20).to_string())
+        typer.echo(f"... {len(result)} rows in {took:.1f} s (use --out FILE or --table NAME to keep them).")
+    for key in ("summary", "totals", "violations_by_rule", "underserved", "total_population"):
+        if key in result.attrs and result.attrs[key] not in (None, {}, []):
+            val = result.attrs[key]
+            text = str(val)
+            typer.echo(f"{key}: {text[:400]}{'...' if len(text) > 400 else ''}")
+
+
+def _make_stats_command(group_app: typer.Typer, analysis) -> None:
+    import inspect
+
+    params = []
+    for p in analysis.inputs:
+        flag = "--" + p.name.replace("_", "-")
+        extra = (f" (default: {','.join(map(str, p.default)) if isinstance(p.default, tuple) else p.default})"
+                 if p.default is not None and p.type != "boolean" else "")
+        choices = f" One of: {', '.join(map(str, p.enum))}." if p.enum else ""
+        unit = f" ({p.unit})" if p.unit else ""
+        help_text = p.description + unit + choices + (" Required." if p.required else "") + extra
+        if p.type == "boolean":
+            opt = typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text + f" (default: {p.default})")
+            ann = Annotated[Optional[bool], opt]
+        else:
+            ann = Annotated[Optional[str], typer.Option(flag, help=help_text)]
+        params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann))
+    params += [
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Optional[Path], typer.Option("--out", help="Write the result to FILE (.gpkg, .parquet, .geojson, "
+                                                       ".csv), metadata included.")]),
+        inspect.Parameter("table", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Optional[str], typer.Option("--table", help="Write the result to PostGIS table stats.NAME in one "
+                                                        "transaction and publish it in the catalog.")]),
+        inspect.Parameter("replace", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+            bool, typer.Option("--replace", help="Replace a stats.NAME table an analysis wrote before.")]),
+        inspect.Parameter("title", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Optional[str], typer.Option("--title", help="Title of the output (catalog, metadata).")]),
+        inspect.Parameter("dask", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Optional[str], typer.Option("--dask", help="Run on Dask: synchronous, threads, processes, local:N "
+                                                       "(a local cluster of N workers) or tcp://HOST:PORT.")]),
+    ]
+    names = [p.name for p in analysis.inputs]
+
+    def command(**kwargs) -> None:
+        values = {n: kwargs[n] for n in names if kwargs.get(n) is not None}
+        _run_stats(analysis.id, values, kwargs["out"], kwargs["table"], kwargs["replace"], kwargs["title"],
+                   kwargs["dask"])
+
+    command.__signature__ = inspect.Signature(params)
+    command.__doc__ = f"{analysis.title}: {analysis.description}"
+    command.__name__ = analysis.name.replace("-", "_")
+    group_app.command(analysis.name)(command)
+
+
+def _build_stats_commands() -> None:
+    from gis.analysis.registry import ANALYSES, GROUPS
+
+    helps = {"planning": "Planning and land: land use, compliance, density, capacity, population.",
+             "health": "Health access: nearest hospital, population within reach, 2SFCA, underserved wards.",
+             "logistics": "Logistics and transport: travel-time matrices, service areas, OD flows, p-median."}
+    for group in GROUPS:
+        sub = typer.Typer(help=helps[group], no_args_is_help=True)
+        stats_app.add_typer(sub, name=group)
+        for a in ANALYSES:
+            if a.group == group:
+                _make_stats_command(sub, a)
+
+
+_build_stats_commands()
+
+
+@stats_app.command("list")
+def stats_list() -> None:
+    """List the analyses with their parameters."""
+    from gis.analysis.registry import ANALYSES
+
+    for a in ANALYSES:
+        typer.echo(f"{a.group} {a.name:<16} {a.title}")
+        typer.echo(f"    {', '.join(p.name + ('*' if p.required else '') for p in a.inputs)}")
+
+
+@stats_app.command("describe")
+def stats_describe(analysis_id: Annotated[str, typer.Argument(help="GROUP.NAME, e.g. health.access.")]) -> None:
+    """Print an analysis's description (inputs with JSON Schema, output) as JSON."""
+    import json
+
+    from gis.analysis.registry import get_analysis
+
+    typer.echo(json.dumps(get_analysis(analysis_id).describe(), ensure_ascii=False, indent=2))
+
+
+# --- gis serve ---------------------------------------------------------------------------------
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(
+        help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own "
+                                                     "connection pool (about one per core).")] = 1,
+    log_level: Annotated[str, typer.Option(
+        help="critical | error | warning | info | debug")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the OGC API (landing page, collections, features, OpenAPI, HTML) over HTTP."""
+    import signal
+
+    import uvicorn
+
+    from gis import db
+
+    settings = _settings()
+    db.ready(settings)  # starts and migrates the embedded database, or checks the configured one
+    typer.echo(f"Serving the OGC API on http://{host}:{port}/ with {workers} worker(s); "
+               "Ctrl-C to stop.")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: end quietly
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    options = dict(host=host, port=port, log_level=log_level, access_log=access_log,
+                   proxy_headers=True, server_header=False)
+    if workers == 1:
+        from api.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+    else:  # each worker builds its settings from the same environment
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
 
 
 def main() -> None:
