@@ -676,6 +676,135 @@ def stats_describe(analysis_id: Annotated[str, typer.Argument(help="GROUP.NAME, 
     typer.echo(json.dumps(get_analysis(analysis_id).describe(), ensure_ascii=False, indent=2))
 
 
+# --- gis tiles ---------------------------------------------------------------------------------
+tiles_app = typer.Typer(help="Vector tiles: seed the server's tile cache, export PMTiles/MBTiles packages.",
+                        no_args_is_help=True)
+app.add_typer(tiles_app, name="tiles")
+
+
+def _parse_bbox(text: Optional[str]) -> Optional[tuple]:
+    from gis.errors import InputError
+
+    if text is None:
+        return None
+    values = _float_list(text, "--bbox")
+    if values is None or len(values) != 4:
+        raise InputError(f"--bbox {text!r}: give minlon,minlat,maxlon,maxlat.")
+    return tuple(values)
+
+
+class _tile_progress:
+    """A rich progress bar of tiles on a terminal; silent otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.bar, self.task = label, None, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                "tiles", TimeRemainingColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None)
+        return self
+
+    def total(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=n)
+
+    def advance(self, k: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, k)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _tile_service(settings, layer: str):
+    from gis import db
+    from tiles.service import open_service
+    from tiles.settings import TileSettings
+
+    dsn = db.ready(settings)
+    ts = TileSettings()
+    svc, conn = open_service(dsn, ts, settings.data_dir / "tiles" if ts.cache else None)
+    ids = [v.strip() for v in layer.split(",") if v.strip()]
+    return dsn, svc, conn, svc.layer_list(ids)
+
+
+@tiles_app.command("seed")
+def tiles_seed(
+    layer: Annotated[str, typer.Argument(help="Collection id (several, comma-separated: the multi-layer "
+                                              "tiles of /tiles?collections=...).")],
+    minzoom: Annotated[Optional[int], typer.Option(help="First zoom (default: the layer's).")] = None,
+    maxzoom: Annotated[Optional[int], typer.Option(help="Last zoom (default: the layer's, at most 16).")] = None,
+    bbox: Annotated[Optional[str], typer.Option(help="minlon,minlat,maxlon,maxlat (default: the layer's "
+                                                     "extent).")] = None,
+    tms: Annotated[str, typer.Option(help="Tile matrix set.")] = "WebMercatorQuad",
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Database connections rendering at once.")] = 2,
+) -> None:
+    """Render a layer's tiles into the server-side tile cache (Settings.data_dir/tiles)."""
+    from tiles.export import seed
+
+    settings = _settings()
+    dsn, svc, conn, layers = _tile_service(settings, layer)
+    try:
+        with _tile_progress(f"seed {layer}") as bar:
+            res = seed(dsn, svc, layers, minzoom=minzoom, maxzoom=maxzoom, bbox=_parse_bbox(bbox),
+                       tms_id=tms, workers=workers, progress_total=bar.total, progress=bar.advance)
+    finally:
+        conn.close()
+    typer.echo(res.summary())
+
+
+@tiles_app.command("export")
+def tiles_export(
+    layer: Annotated[str, typer.Argument(help="Collection id (several, comma-separated: one package with "
+                                              "one vector layer each).")],
+    out: Annotated[Path, typer.Option("--out", help="The package file to write (.pmtiles or .mbtiles).")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="pmtiles or mbtiles (default: from the "
+                                                                "file's suffix).")] = None,
+    minzoom: Annotated[Optional[int], typer.Option(help="First zoom (default: the layer's).")] = None,
+    maxzoom: Annotated[Optional[int], typer.Option(help="Last zoom (default: the layer's, at most 16).")] = None,
+    bbox: Annotated[Optional[str], typer.Option(help="minlon,minlat,maxlon,maxlat (default: the layer's "
+                                                     "extent).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Database connections rendering at once.")] = 2,
+) -> None:
+    """Write a tile package (PMTiles v3 or MBTiles) of vector tiles, WebMercatorQuad, gzip-compressed."""
+    from tiles.export import export
+
+    settings = _settings()
+    dsn, svc, conn, layers = _tile_service(settings, layer)
+    try:
+        with _tile_progress(f"export {layer}") as bar:
+            res = export(dsn, svc, layers, out, fmt, minzoom=minzoom, maxzoom=maxzoom, bbox=_parse_bbox(bbox),
+                         workers=workers, progress_total=bar.total, progress=bar.advance)
+    finally:
+        conn.close()
+    typer.echo(res.summary())
+
+
+@tiles_app.command("clear")
+def tiles_clear() -> None:
+    """Remove the server-side tile cache of the configured database (it refills on demand)."""
+    import shutil
+
+    from gis import db
+    from tiles.service import database_key
+
+    settings = _settings()
+    with db.connect(db.ready(settings), autocommit=True) as conn:
+        key = database_key(conn)
+    folder = settings.data_dir / "tiles" / key
+    if folder.exists():
+        shutil.rmtree(folder)
+        typer.echo(f"Removed {folder}.")
+    else:
+        typer.echo("The tile cache is empty.")
+
+
 # --- gis serve ---------------------------------------------------------------------------------
 @app.command("serve")
 def serve_cmd(

@@ -90,6 +90,7 @@ class RunResult:
     retired: int = 0
     repaired: int = 0
     rejected: int = 0
+    skipped: int = 0
     rejects_path: str | None = None
     duration_s: float = 0.0
     message: str | None = None
@@ -105,7 +106,8 @@ class RunResult:
              + (f" (layer {self.layer})" if self.layer else "")
              + f" in {self.duration_s:.1f} s. read {self.read}, inserted {self.inserted}, "
                f"updated {self.updated}, unchanged {self.unchanged}, retired {self.retired}, "
-               f"repaired {self.repaired}, rejected {self.rejected}.")
+               f"repaired {self.repaired}, rejected {self.rejected}."
+             + (f" Skipped {self.skipped} features of types the mapping leaves out." if self.skipped else ""))
         if self.mapping:
             s += f" Mapping {self.mapping}; CRS {self.source_crs}"
             s += f"; text {self.text_encoding}." if self.text_encoding else "."
@@ -199,6 +201,8 @@ def run_ingest(
         result.duration_s = time.monotonic() - t0
         _record_failure(dsn, result, started, opts, "interrupted")
         raise
+    except Exception as exc:  # a bug, not bad input: recorded, and no traceback for the user
+        raise _internal_error(dsn, result, started, opts, t0, exc) from exc
 
     rejects: list[pd.DataFrame] = []
     source_rows: dict[int, dict] = {}
@@ -234,6 +238,7 @@ def run_ingest(
                     norm = normalise_batch(batch, kind, mapping, resolved, transformer.transform_geoms,
                                            lookups, opts.invalid)
                     result.repaired += norm.repaired
+                    result.skipped += norm.skipped
                     if len(norm.rejects):
                         rejects.append(norm.rejects)
                         _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
@@ -254,14 +259,19 @@ def run_ingest(
                 if result.rejected > allowed:
                     first = all_rejects.sort_values("fid").head(3)
                     examples = "; ".join(f"feature {int(r.fid)}: {r.reason}" for r in first.itertuples())
+                    kinds = all_rejects["reason"].map(_reason_kind).value_counts()
+                    by_reason = ", ".join(f"{n} {k}" for k, n in kinds.head(5).items())
                     raise RejectsExceeded(
                         f"{result.rejected} of {result.read} features rejected ({examples}"
-                        f"{'; ...' if result.rejected > 3 else ''}). Nothing was written. "
+                        f"{'; ...' if result.rejected > 3 else ''}). By reason: {by_reason}"
+                        f"{', ...' if len(kinds) > 5 else ''}. Nothing was written. "
                         + (f"Reasons per feature: {result.rejects_path}. " if result.rejects_path else "")
                         + f"Fix the file, or allow rejects with --max-rejects (now {opts.max_rejects})."
                     )
                 now = opts.valid_from or conn.execute("SELECT now()").fetchone()[0]
-                counts = m.merge(conn, kind, run_id, now)
+                provided = ({t for t, col in resolved.items() if col is not None} | set(mapping.constants)
+                            | {t for t, r in mapping.rules.items() if r.default is not None})
+                counts = m.merge(conn, kind, run_id, now, provided)
                 result.inserted, result.updated = counts.inserted, counts.updated
                 result.unchanged, result.retired = counts.unchanged, counts.retired
                 result.loaded = counts.inserted + counts.updated
@@ -273,7 +283,7 @@ def run_ingest(
                     "duration_s=%s, finished_at=clock_timestamp(), message=%s WHERE run_id=%s",
                     (outcome, result.read, result.loaded, result.inserted, result.updated, result.unchanged,
                      result.retired, result.repaired, result.rejected, result.rejects_path,
-                     result.duration_s, f"text encoding: {src.text_encoding or 'ascii'}", run_id),
+                     result.duration_s, _run_message(src, mapping, result), run_id),
                 )
             result.run_id = run_id
             result.outcome = outcome
@@ -301,8 +311,36 @@ def run_ingest(
         result.message = f"database error: {msg}"
         _record_failure(dsn, result, started, opts, "failed")
         raise GisError(f"The load was rolled back, nothing was written: {result.message}") from exc
+    except Exception as exc:  # a bug, not bad input: still all or nothing, recorded, no traceback
+        raise _internal_error(dsn, result, started, opts, t0, exc) from exc
     result.duration_s = time.monotonic() - t0
     return result
+
+
+def _internal_error(dsn, result: RunResult, started, opts, t0, exc: Exception) -> GisError:
+    detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    result.message = f"internal error: {type(exc).__name__}" + (f": {detail}" if detail else "")
+    result.duration_s = time.monotonic() - t0
+    _record_failure(dsn, result, started, opts, "failed")
+    return GisError(f"The load failed on an internal error and was rolled back, nothing was written "
+                    f"({result.message}). Please report it with the file {result.source}.")
+
+
+def _reason_kind(reason: str) -> str:
+    """The kind of a reject reason, without the values: "unknown land-use code 'XYZ'" -> "unknown
+    land-use code"."""
+    m_ = re.match(r"field '([^']*)': .* is (not .*)$", str(reason))
+    if m_:
+        return f"field {m_.group(1)!r} {m_.group(2)}"
+    return re.split(r"[:'\[]| \(", str(reason), maxsplit=1)[0].strip() or str(reason)
+
+
+def _run_message(src, mapping, result: RunResult) -> str:
+    msg = f"text encoding: {src.text_encoding or 'ascii'}"
+    if result.skipped:
+        types = ", ".join(mapping.options.get("skip_geometry_types") or ())
+        msg += f"; skipped {result.skipped} features of type {types} (mapping {mapping.name})"
+    return msg
 
 
 def _check_extent(src, source_crs, batch) -> None:
@@ -368,7 +406,8 @@ def _record_failure(dsn: str, result: RunResult, started: datetime, opts: Ingest
                 "INSERT INTO ingest.runs (kind, source_path, source_layer, checksum, source_crs, mapping, options, "
                 "os_user, started_at, outcome, n_read, n_repaired, n_rejected, rejects_path, duration_s, message) "
                 "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING run_id",
-                (result.kind, result.source, result.layer, result.checksum, result.source_crs, result.mapping,
+                (result.kind, str(Path(result.source).resolve()), result.layer, result.checksum,
+                 result.source_crs, result.mapping,
                  json.dumps(_opts_json(opts)), _os_user(), started, outcome, result.read, result.repaired,
                  result.rejected, result.rejects_path, result.duration_s, result.message),
             ).fetchone()[0]

@@ -19,6 +19,9 @@ A mapping is a small TOML file::
     source_id = "@fid"                              # the feature's position in the file (1-based)
     source_id = "@geomhash"                         # a hash of the source geometry (stable id)
 
+    [options]
+    skip_geometry_types = ["Point"]     # features of these types are left out (counted, not rejected)
+
 Presets for the common HCMC sources live in ``ingest/presets``; ``--mapping NAME`` picks one, and with
 no ``--mapping`` the preset whose ``detect`` fields the file has is chosen.
 """
@@ -26,6 +29,7 @@ no ``--mapping`` the preset whose ``detect`` fields the file has is chosen.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -216,6 +220,17 @@ def _parse(data: dict, name: str, path: str | None) -> Mapping:
                     f"Mapping {name!r}, field {target!r}: unknown key(s) {sorted(unknown)}; "
                     f"use {sorted(known)}."
                 )
+            if spec.get("scale") is not None and (isinstance(spec["scale"], bool)
+                                                  or not isinstance(spec["scale"], (int, float))):
+                raise InputError(f"Mapping {name!r}, field {target!r}: scale must be a number, "
+                                 f"not {spec['scale']!r}.")
+            if spec.get("extract") is not None:
+                try:
+                    if re.compile(str(spec["extract"])).groups < 1:
+                        raise re.error("no group")
+                except re.error as exc:
+                    raise InputError(f"Mapping {name!r}, field {target!r}: extract {spec['extract']!r} is not "
+                                     f"a regular expression with a (group): {exc}.") from None
             rules[target] = FieldRule(
                 target, [src] if isinstance(src, str) else list(src), spec.get("map"),
                 spec.get("default"), spec.get("scale"), bool(spec.get("upper", False)),
@@ -223,10 +238,20 @@ def _parse(data: dict, name: str, path: str | None) -> Mapping:
             )
         else:
             raise InputError(f"Mapping {name!r}, field {target!r}: expected a field name, a list or a table.")
+    options = dict(data.get("options") or {})
+    unknown = set(options) - {"skip_geometry_types"}
+    if unknown:
+        raise InputError(f"Mapping {name!r}: unknown option(s) {sorted(unknown)}; use skip_geometry_types.")
+    from ingest.normalise import _TYPE_IDS
+
+    bad_types = set(options.get("skip_geometry_types") or ()) - set(_TYPE_IDS)
+    if bad_types:
+        raise InputError(f"Mapping {name!r}: skip_geometry_types {sorted(bad_types)} are not geometry types "
+                         f"({', '.join(_TYPE_IDS)}).")
     return Mapping(
         name=data.get("name", name), kind=data["kind"], rules=rules,
         constants=dict(data.get("constants") or {}), detect=list(data.get("detect") or []),
-        description=data.get("description", ""), options=dict(data.get("options") or {}), path=path,
+        description=data.get("description", ""), options=options, path=path,
     )
 
 

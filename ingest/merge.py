@@ -126,15 +126,21 @@ def _geom_expr(kind: Kind) -> sql.Composable:
     return sql.SQL("ST_Multi(ST_GeomFromEWKB(s.geom))")
 
 
-def merge(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> MergeCounts:
-    """Merge the staging table into the kind's table."""
+def merge(conn: psycopg.Connection, kind: Kind, run_id: int, now,
+          provided: set[str] | None = None) -> MergeCounts:
+    """Merge the staging table into the kind's table.
+
+    ``provided`` names the fields the source file carries (a column or a constant of the mapping);
+    an update of an existing row leaves the other fields as they are: a file without a population
+    column says nothing about population, it does not erase the one another source gave.
+    """
     bulk = _bulk_first_load(conn, kind)
     try:
         if kind.name == "cadastral":
             return _merge_cadastral(conn, kind, run_id, now)
         if kind.name == "planning":
             return _merge_planning(conn, kind, run_id)
-        return _merge_upsert(conn, kind, run_id)
+        return _merge_upsert(conn, kind, run_id, provided)
     finally:
         if bulk:
             for indexdef in bulk:
@@ -160,14 +166,16 @@ def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list[str]:
     return [d for _, d in rows]
 
 
-def _merge_upsert(conn: psycopg.Connection, kind: Kind, run_id: int) -> MergeCounts:
+def _merge_upsert(conn: psycopg.Connection, kind: Kind, run_id: int,
+                  provided: set[str] | None = None) -> MergeCounts:
     schema, table = kind.table.split(".")
     fields = [f.name for f in kind.fields]
     cols = sql.SQL(", ").join(map(sql.Identifier, [*fields, "run_id", "row_hash", "geom"]))
     sel = sql.SQL(", ").join([*(sql.SQL("s.{}").format(sql.Identifier(f)) for f in fields),
                               sql.Placeholder("run_id"), _hash_expr(fields), _geom_expr(kind)])
+    updated = [c for c in fields if c not in kind.key and (provided is None or c in provided)]
     upd = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-                             for c in [*fields, "run_id", "row_hash", "geom"] if c not in kind.key)
+                             for c in [*updated, "run_id", "row_hash", "geom"])
     q = sql.SQL("""
         WITH up AS (
             INSERT INTO {tbl} AS t ({cols})

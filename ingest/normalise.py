@@ -31,11 +31,13 @@ class Lookups:
 
 @dataclass
 class Normalised:
-    """A normalised batch: clean rows, rejected rows, and the number of repaired geometries."""
+    """A normalised batch: clean rows, rejected rows, the number of repaired geometries and of
+    features skipped on purpose (geometry types the mapping's ``skip_geometry_types`` names)."""
 
     rows: pd.DataFrame       # target fields + fid + geom (EWKB bytes, EPSG:4326)
     rejects: pd.DataFrame    # fid, reason
     repaired: int
+    skipped: int = 0
 
 
 class Rejector:
@@ -189,7 +191,7 @@ def convert_types(raw: pd.DataFrame, kind: Kind, resolved: dict, rej: Rejector) 
                     f"field {s!r}: {c.iloc[i]!r} is not {'an integer' if t == 'int' else 'a number'}"))
             vals = num.round().astype("Int64") if f.type == "int" else num.astype("Float64")
         elif f.type == "date":
-            parsed = pd.to_datetime(col.where(notnull, None), errors="coerce", format="mixed", dayfirst=True)
+            parsed = to_dates(col.where(notnull, None))
             bad = notnull & parsed.isna()
             if bad.any():
                 rej.add(bad.to_numpy(), lambda i, c=col, s=src: f"field {s!r}: {c.iloc[i]!r} is not a date")
@@ -207,6 +209,31 @@ def convert_types(raw: pd.DataFrame, kind: Kind, resolved: dict, rej: Rejector) 
             rej.add(missing, f"missing value for {f.name} (source field {src!r})")
         out[f.name] = vals
     return pd.DataFrame(out, index=raw.index)
+
+
+_ISO_DATE = r"^\s*\d{4}-\d{1,2}-\d{1,2}"
+
+
+def to_dates(values: pd.Series) -> pd.Series:
+    """Parse dates: ISO 8601 (``2025-07-01``) year first, other text day first as written in
+    Vietnam (``01/07/2025`` is the 1st of July); date and datetime values as they are.
+
+    Returns datetime64 values (NaT where a value is not a date).
+    """
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    obj = values.astype(object)
+    is_str = obj.map(lambda v: isinstance(v, str))
+    text = obj[is_str].astype(str).str.strip()
+    iso = text.str.match(_ISO_DATE)
+    if iso.any():
+        out[text.index[iso]] = pd.to_datetime(text[iso].str.slice(0, 10).str.replace(r"-(\d)(?=-|$)", r"-0\1", regex=True),
+                                              errors="coerce", format="%Y-%m-%d")
+    if (~iso).any():
+        out[text.index[~iso]] = pd.to_datetime(text[~iso], errors="coerce", format="mixed", dayfirst=True)
+    other = ~is_str & obj.notna()
+    if other.any():
+        out[other] = pd.to_datetime(obj[other], errors="coerce", utc=True).dt.tz_localize(None)
+    return out
 
 
 def check_codes(df: pd.DataFrame, kind: Kind, lookups: Lookups, rej: Rejector) -> None:
@@ -244,6 +271,15 @@ def normalise_batch(batch, kind: Kind, mapping: Mapping, resolved: dict, reproje
     n = len(batch.fids)
     rej = Rejector(n)
     geoms = geometries(batch)
+    # features the mapping says to leave out (e.g. OSM building nodes: points, not footprints)
+    skip_types = set(mapping.options.get("skip_geometry_types") or ())
+    skip = np.zeros(n, dtype=bool)
+    if skip_types:
+        present = ~pd.isna(geoms)
+        skip[present] = np.isin(shapely.get_type_id(geoms[present]),
+                                [_TYPE_IDS[t] for t in skip_types])
+        geoms = np.where(skip, None, geoms)
+        rej.add(skip, "skipped")  # neither loaded nor rejected: counted apart below
     raw = mapping.apply(batch.attrs, resolved, batch.fids, batch.wkb)
     raw.index = range(n)
     df = convert_types(raw, kind, resolved, rej)
@@ -254,5 +290,10 @@ def normalise_batch(batch, kind: Kind, mapping: Mapping, resolved: dict, reproje
     rows.insert(0, "fid", batch.fids[ok])
     good = geoms[ok]
     rows["geom"] = list(shapely.to_wkb(shapely.set_srid(good, 4326), include_srid=True)) if len(good) else []
-    rejects = pd.DataFrame({"fid": batch.fids[~ok], "reason": rej.reason[~ok]})
-    return Normalised(rows, rejects, repaired)
+    bad = ~ok & ~skip
+    rejects = pd.DataFrame({"fid": batch.fids[bad], "reason": rej.reason[bad]})
+    return Normalised(rows, rejects, repaired, int(skip.sum()))
+
+
+_TYPE_IDS = {"Point": 0, "LineString": 1, "LinearRing": 2, "Polygon": 3, "MultiPoint": 4,
+             "MultiLineString": 5, "MultiPolygon": 6, "GeometryCollection": 7}
