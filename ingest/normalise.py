@@ -238,6 +238,10 @@ def to_dates(values: pd.Series) -> pd.Series:
 
 def check_codes(df: pd.DataFrame, kind: Kind, lookups: Lookups, rej: Rejector) -> None:
     """Domain checks: known land-use and owner-type codes, ranges, positive sheet and parcel numbers."""
+    if kind.name == "roads":
+        # road data (OSM, CSL) writes 0 for "not surveyed": a width, lane count or speed of 0 is unknown
+        for name in ("lanes", "width_m", "maxspeed_kmh"):
+            df[name] = df[name].mask(df[name] == 0)
     if kind.name == "cadastral":
         lu = df["land_use"].map(lambda v: v.upper() if isinstance(v, str) else v)
         df["land_use"] = lu

@@ -1,0 +1,247 @@
+"""Runners of the registered analyses: read the layers from PostGIS, call the library functions.
+
+Each runner takes the database DSN and the validated parameters of its
+:class:`~gis.analysis.registry.Analysis`, reports progress as ``progress(done, total)`` and
+returns the (Geo)DataFrame of the library function, metadata in ``attrs``.
+"""
+
+from __future__ import annotations
+
+from gis.analysis import health as _health
+from gis.analysis import logistics as _logistics
+from gis.analysis import planning as _planning
+from gis.analysis import population as _population
+from gis.analysis._common import Steps
+from gis.analysis.layers import load_facilities, load_layer
+
+
+def _zones(dsn: str, zones: str, aoi):
+    return load_layer(dsn, zones, aoi=aoi)
+
+
+def _graph(dsn: str, directed: bool, aoi):
+    from gis.analysis.network import build_graph
+
+    roads = load_layer(dsn, "roads", aoi=_grow(aoi, dsn))
+    return build_graph(roads, directed=directed)
+
+
+def _grow(aoi, dsn):
+    """The AOI widened by about 2 km, so that routes may leave it a little."""
+    from gis.analysis.layers import aoi_geometry
+
+    g = aoi_geometry(dsn, aoi)
+    return None if g is None else g.buffer(0.02)
+
+
+def _points(worldpop, zones_gdf, client=None):
+    cells = _population.worldpop_cells(worldpop, bounds=tuple(zones_gdf.total_bounds))
+    return _population.population_points(cells, zones_gdf, client=client)
+
+
+# --- planning -----------------------------------------------------------------------------------
+def land_use(dsn, *, source, zones, by, aoi, progress=None, client=None):
+    steps = Steps(progress, 2)
+    z = _zones(dsn, zones, aoi)
+    feats = load_layer(dsn, source, aoi=aoi)
+    steps.next()
+    col = "land_use" if source == "parcels" else "use_code"
+    if source == "lots" and feats["use_code"].isna().all():
+        col = "use_class"
+    out = _planning.land_use_by_zone(feats, z, use_column=col, by=by, client=client, source=source)
+    steps.next()
+    return out
+
+
+def compliance(dsn, *, check, storey_height_m, zero_is_unset, aoi, progress=None, client=None):
+    steps = Steps(progress, 2)
+    lots = load_layer(dsn, "lots", aoi=aoi)
+    b = load_layer(dsn, "buildings", aoi=aoi, allow_empty=True) if check in ("buildings", "both") else None
+    p = load_layer(dsn, "parcels", aoi=aoi, allow_empty=True) if check in ("parcels", "both") else None
+    steps.next()
+    out = _planning.plan_compliance(lots, b, p, storey_height_m=storey_height_m, zero_is_unset=zero_is_unset)
+    steps.next()
+    return out
+
+
+def built_density(dsn, *, zones, storey_height_m, aoi, progress=None, client=None):
+    steps = Steps(progress, 2)
+    z = load_layer(dsn, zones, aoi=aoi)
+    key = "code"
+    if zones == "lots":
+        z = z.reset_index()
+        key = "lot_id"
+    b = load_layer(dsn, "buildings", aoi=aoi, allow_empty=True)
+    steps.next()
+    out = _planning.built_density(b, z, zone_key=key, storey_height_m=storey_height_m)
+    steps.next()
+    return out
+
+
+def capacity(dsn, *, level, zones, storey_height_m, aoi, progress=None, client=None):
+    steps = Steps(progress, 2)
+    lots = load_layer(dsn, "lots", aoi=aoi)
+    b = load_layer(dsn, "buildings", aoi=aoi, allow_empty=True)
+    steps.next()
+    cap = _planning.lot_capacity(lots, b, storey_height_m=storey_height_m)
+    if level == "zone":
+        cap = _planning.capacity_by_zone(cap, _zones(dsn, zones, aoi))
+    steps.next()
+    return cap
+
+
+def population(dsn, *, zones, worldpop, aoi, progress=None, client=None):
+    steps = Steps(progress, 1)
+    out = _population.ward_population(_zones(dsn, zones, aoi), worldpop=worldpop)
+    steps.next()
+    return out
+
+
+def crosswalk(dsn, *, method, worldpop, min_share, progress=None, client=None):
+    steps = Steps(progress, 1)
+    out = _population.ward_crosswalk(load_layer(dsn, "wards_2019"), load_layer(dsn, "wards_2025"),
+                                     method=method, worldpop=worldpop, min_share=min_share)
+    steps.next()
+    return out
+
+
+def population_2025(dsn, *, method, worldpop, min_share, progress=None, client=None):
+    steps = Steps(progress, 1)
+    out = _population.population_2025_from_2019(load_layer(dsn, "wards_2019"), load_layer(dsn, "wards_2025"),
+                                                method=method, worldpop=worldpop, min_share=min_share)
+    steps.next()
+    return out
+
+
+# --- health -------------------------------------------------------------------------------------
+def nearest(dsn, *, origins, worldpop, zones, categories, directed, max_snap_m, aoi, progress=None,
+            client=None):
+    from gis.errors import InputError
+
+    steps = Steps(progress, 3)
+    fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
+    if origins == "cells":
+        if not worldpop:
+            raise InputError("origins=cells needs worldpop (a WorldPop raster).")
+        pts = _points(worldpop, _zones(dsn, zones, aoi), client)
+    else:
+        parcels = load_layer(dsn, "parcels", aoi=aoi)
+        pts = parcels[parcels["land_use"].isin(["ODT", "ONT"])]
+        if len(pts) == 0:
+            from gis.analysis._common import EmptyInputError
+
+            raise EmptyInputError("No residential parcel (land use ODT or ONT) in the area of interest.")
+    steps.next()
+    g = _graph(dsn, directed, aoi)
+    steps.next()
+    out = _health.nearest_facility(pts, fac, graph=g, max_snap_m=max_snap_m)
+    steps.next()
+    return out
+
+
+def access(dsn, *, worldpop, zones, categories, distances_km, minutes, directed, max_snap_m, aoi,
+           progress=None, client=None):
+    steps = Steps(progress, 3)
+    z = _zones(dsn, zones, aoi)
+    fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
+    pts = _points(worldpop, z, client)
+    steps.next()
+    g = _graph(dsn, directed, aoi)
+    steps.next()
+    out = _health.population_access(pts, fac, graph=g, zones=z, distances_km=distances_km, minutes=minutes,
+                                    max_snap_m=max_snap_m)
+    steps.next()
+    return out
+
+
+def two_sfca(dsn, *, worldpop, zones, categories, catchment_min, decay, default_capacity, per, directed,
+             max_snap_m, aoi, progress=None, client=None):
+    steps = Steps(progress, 3)
+    z = _zones(dsn, zones, aoi)
+    fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
+    pts = _points(worldpop, z, client)
+    steps.next()
+    g = _graph(dsn, directed, aoi)
+    steps.next()
+    out = _health.two_step_fca(pts, fac, graph=g, catchment_min=catchment_min, decay=decay,
+                               default_capacity=default_capacity, per=per, max_snap_m=max_snap_m,
+                               client=client, progress=steps.sub)
+    steps.next()
+    return out
+
+
+def underserved(dsn, *, worldpop, zones, categories, catchment_min, ratio, directed, max_snap_m, aoi,
+                progress=None, client=None):
+    steps = Steps(progress, 3)
+    z = _zones(dsn, zones, aoi)
+    fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
+    pts = _points(worldpop, z, client)
+    steps.next()
+    g = _graph(dsn, directed, aoi)
+    steps.next()
+    acc = _health.two_step_fca(pts, fac, graph=g, catchment_min=catchment_min, max_snap_m=max_snap_m,
+                               client=client, progress=steps.sub)
+    out = _health.underserved_wards(acc, z, ratio=ratio)
+    steps.next()
+    return out
+
+
+# --- logistics ----------------------------------------------------------------------------------
+def od_matrix(dsn, *, zones, directed, max_snap_m, aoi, progress=None, client=None):
+    steps = Steps(progress, 2)
+    z = _zones(dsn, zones, aoi)
+    g = _graph(dsn, directed, aoi)
+    steps.next()
+    out = _logistics.od_travel_times(z, g, max_snap_m=max_snap_m, client=client, progress=steps.sub)
+    steps.next()
+    return out
+
+
+def service_areas(dsn, *, categories, minutes, buffer_m, per_facility, worldpop, directed, max_snap_m, aoi,
+                  progress=None, client=None):
+    steps = Steps(progress, 2)
+    fac = load_facilities(dsn, tuple(categories), aoi=aoi)
+    g = _graph(dsn, directed, aoi)
+    pop = None
+    if worldpop:
+        cells = _population.worldpop_cells(worldpop, bounds=tuple(g.edges_frame().total_bounds))
+        pop = _population.population_points(cells)
+    steps.next()
+    out = _logistics.service_areas(fac, g, minutes=minutes, buffer_m=buffer_m, per_facility=per_facility,
+                                   population=pop, max_snap_m=max_snap_m)
+    steps.next()
+    return out
+
+
+def od_flows(dsn, *, flows, zones, level, progress=None, client=None):
+    steps = Steps(progress, 1)
+    out = _logistics.od_flows(flows, load_layer(dsn, zones), level=level)
+    steps.next()
+    return out
+
+
+def p_median(dsn, *, k, worldpop, zones, candidates, candidate_categories, existing, categories, method,
+             coverage_min, directed, max_snap_m, aoi, progress=None, client=None):
+    from gis.analysis._common import EmptyInputError
+
+    steps = Steps(progress, 3)
+    z = _zones(dsn, zones, aoi)
+    pts = _points(worldpop, z, client)
+    if candidates == "zone-centroids":
+        cand = _logistics.zone_centroids(z)
+        cand.index = cand["code"]
+    else:
+        cand = load_facilities(dsn, tuple(candidate_categories), aoi=aoi)
+    ex = None
+    if existing:
+        try:
+            ex = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
+        except EmptyInputError:
+            ex = None
+    steps.next()
+    g = _graph(dsn, directed, aoi)
+    steps.next()
+    out = _logistics.p_median(pts, cand, g, k, existing=ex, method=method, coverage_min=coverage_min,
+                              max_snap_m=max_snap_m, client=client, progress=steps.sub)
+    steps.next()
+    return out
