@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -45,8 +45,13 @@ from gis.raster import sensors
 from gis.raster.source import RasterSource, TimeSpec, file_checksum, inspect_raster, parse_datetime
 from gis.raster.store import COG_OPTIONS, RasterStore, default_resampling, write_cog
 
-__all__ = ["RasterIngestOptions", "RasterItemResult", "RasterRunResult", "item_id_for",
-           "run_raster_ingest"]
+__all__ = [
+    "RasterIngestOptions",
+    "RasterItemResult",
+    "RasterRunResult",
+    "item_id_for",
+    "run_raster_ingest",
+]
 
 KIND = "raster"
 _COLLECTION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -127,11 +132,17 @@ class RasterRunResult:
 
     def summary(self) -> str:
         """One paragraph for the CLI."""
-        head = {"loaded": "Loaded", "unchanged": "Nothing changed", "failed": "FAILED",
-                "interrupted": "INTERRUPTED"}[self.outcome]
-        s = (f"{head}: {self.read} raster(s) into collection {self.collection} in "
-             f"{self.duration_s:.1f} s: inserted {self.inserted}, updated {self.updated}, "
-             f"unchanged {self.unchanged}.")
+        head = {
+            "loaded": "Loaded",
+            "unchanged": "Nothing changed",
+            "failed": "FAILED",
+            "interrupted": "INTERRUPTED",
+        }[self.outcome]
+        s = (
+            f"{head}: {self.read} raster(s) into collection {self.collection} in "
+            f"{self.duration_s:.1f} s: inserted {self.inserted}, updated {self.updated}, "
+            f"unchanged {self.unchanged}."
+        )
         if self.written_bytes:
             s += f" {self.written_bytes / 1e6:.1f} MB of COG written."
         for it in self.items:
@@ -154,12 +165,21 @@ def item_id_for(path: Path) -> str:
 
 def _row_hash(src: RasterSource, collection: str, item_id: str, resampling: str) -> str:
     doc = {
-        "checksum": src.checksum, "collection": collection, "id": item_id,
-        "time": src.time.as_text(), "crs": src.crs.to_wkt(), "transform": list(src.transform)[:6],
-        "shape": [src.height, src.width], "bands": [b.stac() for b in src.bands],
-        "nodata": None if src.nodata is None else repr(src.nodata), "sensor": src.sensor,
-        "properties": src.properties, "variable": src.variable, "cog": COG_OPTIONS,
-        "resampling": resampling, "format": 1,
+        "checksum": src.checksum,
+        "collection": collection,
+        "id": item_id,
+        "time": src.time.as_text(),
+        "crs": src.crs.to_wkt(),
+        "transform": list(src.transform)[:6],
+        "shape": [src.height, src.width],
+        "bands": [b.stac() for b in src.bands],
+        "nodata": None if src.nodata is None else repr(src.nodata),
+        "sensor": src.sensor,
+        "properties": src.properties,
+        "variable": src.variable,
+        "cog": COG_OPTIONS,
+        "resampling": resampling,
+        "format": 1,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -174,13 +194,23 @@ def _os_user() -> str:
 def _opts_json(opts: RasterIngestOptions, paths: list[Path]) -> dict:
     d = asdict(opts)
     d["paths"] = [str(p) for p in paths]
-    if d["nodata"] is not None and isinstance(d["nodata"], float) and not math.isfinite(d["nodata"]):
+    if (
+        d["nodata"] is not None
+        and isinstance(d["nodata"], float)
+        and not math.isfinite(d["nodata"])
+    ):
         d["nodata"] = str(d["nodata"])
     return d
 
 
-def _record_failure(dsn: str, result: RasterRunResult, started: datetime, opts_json: dict,
-                    outcome: str, checksum: str | None) -> None:
+def _record_failure(
+    dsn: str,
+    result: RasterRunResult,
+    started: datetime,
+    opts_json: dict,
+    outcome: str,
+    checksum: str | None,
+) -> None:
     """Record a failed or interrupted run in its own transaction (best effort)."""
     result.outcome = outcome
     try:
@@ -189,9 +219,19 @@ def _record_failure(dsn: str, result: RasterRunResult, started: datetime, opts_j
                 "INSERT INTO ingest.runs (kind, source_path, checksum, mapping, options, os_user, "
                 "started_at, outcome, n_read, duration_s, message) "
                 "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING run_id",
-                (KIND, "; ".join(result.sources), checksum, opts_json.get("sensor"),
-                 Jsonb(opts_json), _os_user(), started, outcome, result.read, result.duration_s,
-                 result.message),
+                (
+                    KIND,
+                    "; ".join(result.sources),
+                    checksum,
+                    opts_json.get("sensor"),
+                    Jsonb(opts_json),
+                    _os_user(),
+                    started,
+                    outcome,
+                    result.read,
+                    result.duration_s,
+                    result.message,
+                ),
             ).fetchone()[0]
     except Exception:  # the database is down or the schema is missing: the error itself is raised
         pass
@@ -248,10 +288,12 @@ def run_raster_ingest(
     """
     opts = options or RasterIngestOptions()
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.monotonic()
-    result = RasterRunResult(collection=opts.collection,
-                             sources=[str(p.resolve()) if p.exists() else str(p) for p in plist])
+    result = RasterRunResult(
+        collection=opts.collection,
+        sources=[str(p.resolve()) if p.exists() else str(p) for p in plist],
+    )
     ojson = _opts_json(opts, plist)
     checksum: str | None = None
 
@@ -262,8 +304,10 @@ def run_raster_ingest(
         if not plist:
             raise InputError("Give at least one raster file.")
         if not _COLLECTION_RE.match(opts.collection or ""):
-            raise InputError(f"--collection {opts.collection!r}: use lower-case letters, digits, "
-                             "'-' and '_' (e.g. sentinel2-l2a).")
+            raise InputError(
+                f"--collection {opts.collection!r}: use lower-case letters, digits, "
+                "'-' and '_' (e.g. sentinel2-l2a)."
+            )
         if opts.item_id is not None and len(plist) > 1:
             raise InputError("--id names one item: give one file with it.")
         if opts.item_id is not None and not _ITEM_RE.match(opts.item_id):
@@ -273,22 +317,43 @@ def run_raster_ingest(
         if opts.crs is not None:
             gcrs.parse_crs(opts.crs)
         if opts.resampling is not None and opts.resampling.lower() not in (
-                "nearest", "average", "bilinear", "cubic", "mode", "rms"):
-            raise InputError(f"--resampling {opts.resampling!r}: use average, nearest, bilinear, "
-                             "cubic, mode or rms.")
+            "nearest",
+            "average",
+            "bilinear",
+            "cubic",
+            "mode",
+            "rms",
+        ):
+            raise InputError(
+                f"--resampling {opts.resampling!r}: use average, nearest, bilinear, "
+                "cubic, mode or rms."
+            )
         sources: list[RasterSource] = []
         for p in plist:
-            sources.append(inspect_raster(p, crs=opts.crs, nodata=opts.nodata, sensor=sensor,
-                                          time=when, band_names=opts.bands,
-                                          variable=opts.variable))
+            sources.append(
+                inspect_raster(
+                    p,
+                    crs=opts.crs,
+                    nodata=opts.nodata,
+                    sensor=sensor,
+                    time=when,
+                    band_names=opts.bands,
+                    variable=opts.variable,
+                )
+            )
             result.read += 1
-        checksum = (sources[0].checksum if len(sources) == 1 else
-                    hashlib.sha256("".join(s.checksum for s in sources).encode()).hexdigest())
+        checksum = (
+            sources[0].checksum
+            if len(sources) == 1
+            else hashlib.sha256("".join(s.checksum for s in sources).encode()).hexdigest()
+        )
         ids = [opts.item_id or item_id_for(s.path) for s in sources]
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
-            raise InputError(f"Several files would become the same item {sorted(dup)[0]!r}: "
-                             "rename them or ingest them into different collections.")
+            raise InputError(
+                f"Several files would become the same item {sorted(dup)[0]!r}: "
+                "rename them or ingest them into different collections."
+            )
         resampling = [(opts.resampling or default_resampling(s.data_type)).lower() for s in sources]
         hashes = [_row_hash(s, opts.collection, i, r) for s, i, r in zip(sources, ids, resampling)]
     except GisError as exc:
@@ -304,7 +369,9 @@ def run_raster_ingest(
             existing = _existing(conn, opts.collection, ids)
             conn.commit()
             planned: dict[str, tuple[Path, str, int, str]] = {}
-            for k, (src, item_id, row_hash, res) in enumerate(zip(sources, ids, hashes, resampling)):
+            for k, (src, item_id, row_hash, res) in enumerate(
+                zip(sources, ids, hashes, resampling)
+            ):
                 old = existing.get(item_id)
                 if old is None or old[0] != row_hash:
                     href = store.href_for(opts.collection, item_id, row_hash)
@@ -318,15 +385,25 @@ def run_raster_ingest(
             # 3. one transaction: run, collection, items; rename; commit ---------------------
             superseded: list[str] = []
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                             (f"ingest:raster:{opts.collection}",))
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    (f"ingest:raster:{opts.collection}",),
+                )
                 run_id = conn.execute(
                     "INSERT INTO ingest.runs (kind, source_path, checksum, source_crs, mapping, "
                     "options, os_user, started_at, outcome, n_read) "
                     "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'loaded',%s) RETURNING run_id",
-                    (KIND, "; ".join(result.sources), checksum,
-                     gcrs.describe_crs(sources[0].crs), opts.sensor, Jsonb(ojson), _os_user(),
-                     started, result.read),
+                    (
+                        KIND,
+                        "; ".join(result.sources),
+                        checksum,
+                        gcrs.describe_crs(sources[0].crs),
+                        opts.sensor,
+                        Jsonb(ojson),
+                        _os_user(),
+                        started,
+                        result.read,
+                    ),
                 ).fetchone()[0]
                 _ensure_collection(conn, opts, sensor)
                 existing = _existing(conn, opts.collection, ids, lock=True)
@@ -334,8 +411,9 @@ def run_raster_ingest(
                     old = existing.get(item_id)
                     if old is not None and old[0] == row_hash:
                         result.unchanged += 1
-                        result.items.append(RasterItemResult(str(src.path), item_id, "unchanged",
-                                                             old[1]))
+                        result.items.append(
+                            RasterItemResult(str(src.path), item_id, "unchanged", old[1])
+                        )
                         if item_id in planned:  # changed back meanwhile: our file is not needed
                             _unlink(planned.pop(item_id)[0])
                         continue
@@ -343,12 +421,26 @@ def run_raster_ingest(
                         href = store.href_for(opts.collection, item_id, row_hash)
                         tmp = store.temp_path(href)
                         temps.append(tmp)
-                        write_cog(src, tmp, resampling=resampling[ids.index(item_id)],
-                                  tags=_tags(src, opts.collection, item_id))
+                        write_cog(
+                            src,
+                            tmp,
+                            resampling=resampling[ids.index(item_id)],
+                            tags=_tags(src, opts.collection, item_id),
+                        )
                         planned[item_id] = (tmp, href, tmp.stat().st_size, file_checksum(tmp))
                     tmp, href, size, asset_sum = planned[item_id]
-                    _write_item(conn, src, opts.collection, item_id, row_hash, href, size,
-                                asset_sum, run_id, update=old is not None)
+                    _write_item(
+                        conn,
+                        src,
+                        opts.collection,
+                        item_id,
+                        row_hash,
+                        href,
+                        size,
+                        asset_sum,
+                        run_id,
+                        update=old is not None,
+                    )
                     if old is None:
                         result.inserted += 1
                     else:
@@ -356,20 +448,30 @@ def run_raster_ingest(
                         if old[1] != href:
                             superseded.append(old[1])
                     result.written_bytes += size
-                    result.items.append(RasterItemResult(
-                        str(src.path), item_id, "updated" if old else "inserted", href, size))
+                    result.items.append(
+                        RasterItemResult(
+                            str(src.path), item_id, "updated" if old else "inserted", href, size
+                        )
+                    )
                 outcome = "loaded" if (result.inserted or result.updated) else "unchanged"
                 result.duration_s = time.monotonic() - t0
                 conn.execute(
                     "UPDATE ingest.runs SET outcome=%s, n_loaded=%s, n_inserted=%s, n_updated=%s, "
                     "n_unchanged=%s, duration_s=%s, finished_at=clock_timestamp(), message=%s "
                     "WHERE run_id=%s",
-                    (outcome, result.inserted + result.updated, result.inserted, result.updated,
-                     result.unchanged, result.duration_s,
-                     f"{result.written_bytes} bytes of COG written", run_id),
+                    (
+                        outcome,
+                        result.inserted + result.updated,
+                        result.inserted,
+                        result.updated,
+                        result.unchanged,
+                        result.duration_s,
+                        f"{result.written_bytes} bytes of COG written",
+                        run_id,
+                    ),
                 )
                 # rename last, just before the commit; a failed commit removes them again
-                for item_id, (tmp, href, _size, _sum) in planned.items():
+                for tmp, href, _size, _sum in planned.values():
                     placed.append(store.place(tmp, href))
                     temps.remove(tmp)
             # committed
@@ -400,8 +502,9 @@ def run_raster_ingest(
         msg = exc.diag.message_primary if getattr(exc, "diag", None) else str(exc)
         result.message = f"database error: {msg}"
         _record_failure(dsn, result, started, ojson, "failed", checksum)
-        raise GisError(f"The raster ingest was rolled back, nothing was written: {result.message}") \
-            from exc
+        raise GisError(
+            f"The raster ingest was rolled back, nothing was written: {result.message}"
+        ) from exc
     except BaseException:
         _cleanup(temps, placed)
         raise
@@ -430,8 +533,9 @@ def _tags(src: RasterSource, collection: str, item_id: str) -> dict[str, str]:
     return t
 
 
-def _existing(conn: psycopg.Connection, collection: str, ids: list[str],
-              lock: bool = False) -> dict[str, tuple[str, str]]:
+def _existing(
+    conn: psycopg.Connection, collection: str, ids: list[str], lock: bool = False
+) -> dict[str, tuple[str, str]]:
     rows = conn.execute(
         "SELECT id, row_hash, asset_href FROM raster.items WHERE collection = %s AND id = ANY(%s)"
         + (" FOR UPDATE" if lock else ""),
@@ -440,8 +544,9 @@ def _existing(conn: psycopg.Connection, collection: str, ids: list[str],
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def _ensure_collection(conn: psycopg.Connection, opts: RasterIngestOptions,
-                       sensor: sensors.Sensor | None) -> None:
+def _ensure_collection(
+    conn: psycopg.Connection, opts: RasterIngestOptions, sensor: sensors.Sensor | None
+) -> None:
     title = opts.title or (sensor.title if sensor else opts.collection)
     keywords = list(sensor.keywords) if sensor else []
     conn.execute(
@@ -458,27 +563,58 @@ def _ensure_collection(conn: psycopg.Connection, opts: RasterIngestOptions,
         )
 
 
-def _write_item(conn: psycopg.Connection, src: RasterSource, collection: str, item_id: str,
-                row_hash: str, href: str, size: int, asset_sum: str, run_id: int,
-                update: bool) -> None:
+def _write_item(
+    conn: psycopg.Connection,
+    src: RasterSource,
+    collection: str,
+    item_id: str,
+    row_hash: str,
+    href: str,
+    size: int,
+    asset_sum: str,
+    run_id: int,
+    update: bool,
+) -> None:
     t = src.transform
     values = dict(
-        collection=collection, id=item_id, geom=src.footprint.wkb,
-        datetime=src.time.datetime, start_datetime=src.time.start, end_datetime=src.time.end,
-        epsg=src.epsg, crs_wkt=src.crs.to_wkt(), transform=[t.a, t.b, t.c, t.d, t.e, t.f],
-        width=src.width, height=src.height, resolution=list(src.resolution),
-        data_type=src.data_type, bands=Jsonb([b.stac() for b in src.bands]), sensor=src.sensor,
-        checksum=src.checksum, source_path=str(src.path.resolve()), asset_href=href,
-        asset_size=size, asset_checksum=asset_sum, properties=Jsonb(src.properties),
-        row_hash=row_hash, run_id=run_id,
+        collection=collection,
+        id=item_id,
+        geom=src.footprint.wkb,
+        datetime=src.time.datetime,
+        start_datetime=src.time.start,
+        end_datetime=src.time.end,
+        epsg=src.epsg,
+        crs_wkt=src.crs.to_wkt(),
+        transform=[t.a, t.b, t.c, t.d, t.e, t.f],
+        width=src.width,
+        height=src.height,
+        resolution=list(src.resolution),
+        data_type=src.data_type,
+        bands=Jsonb([b.stac() for b in src.bands]),
+        sensor=src.sensor,
+        checksum=src.checksum,
+        source_path=str(src.path.resolve()),
+        asset_href=href,
+        asset_size=size,
+        asset_checksum=asset_sum,
+        properties=Jsonb(src.properties),
+        row_hash=row_hash,
+        run_id=run_id,
     )
     if update:
-        sets = ", ".join(f"{k} = %({k})s" if k != "geom" else "geom = ST_GeomFromWKB(%(geom)s, 4326)"
-                         for k in values if k not in ("collection", "id"))
-        conn.execute(f"UPDATE raster.items SET {sets}, updated_at = now() "  # noqa: S608 - fixed names
-                     "WHERE collection = %(collection)s AND id = %(id)s", values)
+        sets = ", ".join(
+            f"{k} = %({k})s" if k != "geom" else "geom = ST_GeomFromWKB(%(geom)s, 4326)"
+            for k in values
+            if k not in ("collection", "id")
+        )
+        conn.execute(
+            f"UPDATE raster.items SET {sets}, updated_at = now() "
+            "WHERE collection = %(collection)s AND id = %(id)s",
+            values,
+        )
     else:
         cols = ", ".join(values)
-        params = ", ".join("ST_GeomFromWKB(%(geom)s, 4326)" if k == "geom" else f"%({k})s"
-                           for k in values)
-        conn.execute(f"INSERT INTO raster.items ({cols}) VALUES ({params})", values)  # noqa: S608
+        params = ", ".join(
+            "ST_GeomFromWKB(%(geom)s, 4326)" if k == "geom" else f"%({k})s" for k in values
+        )
+        conn.execute(f"INSERT INTO raster.items ({cols}) VALUES ({params})", values)

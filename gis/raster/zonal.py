@@ -1,0 +1,1371 @@
+"""Zonal statistics with exact cell-coverage weighting, from PostGIS zones back to PostGIS.
+
+Every raster cell counts in a zone by the fraction of its area the zone covers (a cell half
+inside a ward counts half), as exactextract defines it:
+
+* ``count``: sum of the coverage fractions of the valid (non-nodata) cells;
+* ``sum``, ``mean``, ``std``: coverage-weighted sum, mean and (population) standard deviation;
+* ``min``, ``max``: over the valid cells the zone touches with a coverage > 0;
+* ``p<N>``: coverage-weighted percentiles, with exactextract's definition (the weighted
+  percentile method: linear interpolation between the sorted values at ranks
+  ``s_i = i w_i + (n - 1) sum_{k<i} w_k``), so that they equal ``quantile(q=N/100)`` of
+  exactextract;
+* ``frac``: the fraction of the zone's area covered by valid cells (``count`` divided by the
+  zone's area in cells): 1 for a zone fully on valid data, less where it leaves the raster or
+  meets nodata.
+
+Scale and offset of the band are applied (``sum`` of scaled values is ``scale * sum + offset *
+count``), so reflectance comes out as reflectance.
+
+How it is computed (see ``bench/README.md`` for the numbers):
+
+* zones come from PostGIS in batches (a server-side cursor, spatially ordered) and are
+  reprojected to the raster's CRS with :mod:`gis.crs` (the official VN-2000 shift);
+* **small zones** (bounding box of at most :data:`SMALL_ZONE_CELLS` cells and few vertices:
+  parcels, lots): the window holding a batch is read once and the coverage of each (zone, cell)
+  pair is the area of their intersection, computed vectorised with shapely;
+* **large zones** (wards): :func:`cell_coverage` on the zone's window, read in row strips of
+  bounded size: cells the boundary does not cross are wholly inside or outside (GDAL's
+  centre-rule rasterisation), the cells it crosses (found exactly by walking the densified
+  boundary) get the area of their intersection with the polygon clipped to small blocks;
+  without percentiles, exactextract's own C++ statistics are used instead (faster);
+* both produce (zone, value, weight) triples reduced by one vectorised kernel
+  (:func:`weighted_stats`), so every zone gets the same definitions;
+* batches run in worker processes (``workers``), memory bounded by the batch size and the strip
+  size, not by the raster or the layer;
+* the result is written with ``COPY`` into a new table that replaces ``stats.zonal_<name>`` in
+  one transaction (readers see the old table or the new one, never a half-written one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import shapely
+from pyproj import CRS
+
+from gis import crs as gcrs
+from gis.db import connect
+from gis.errors import CRSError, GisError, InputError
+
+__all__ = [
+    "DEFAULT_PERCENTILES",
+    "SMALL_ZONE_CELLS",
+    "ZONE_PRESETS",
+    "ZonalResult",
+    "ZoneLayer",
+    "compute_zonal",
+    "weighted_stats",
+    "zonal_stats",
+    "zonal_to_postgis",
+    "zone_layer",
+]
+
+DEFAULT_PERCENTILES: tuple[float, ...] = (10, 25, 50, 75, 90)
+#: Zones whose bounding box spans at most this many cells take the vectorised small-zone path.
+SMALL_ZONE_CELLS = 256
+#: ... and at most this many cells x vertices (the cost of their pair intersections).
+SMALL_ZONE_WORK = 20_000
+#: Cells read at once for one large zone (a strip of its window); bounds memory per worker.
+STRIP_CELLS = 8 * 1024 * 1024
+#: Cells (zone x cell pairs) per small-zone chunk.
+PAIR_CELLS = 2 * 1024 * 1024
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Zone layers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZoneLayer:
+    """A polygon layer in PostGIS used as zones.
+
+    Attributes
+    ----------
+    name : str
+        Preset name (``wards-2025``) or the relation itself.
+    relation : str
+        ``schema.table`` or ``schema.view``.
+    key : str
+        Column identifying a zone (unique).
+    labels : tuple of str
+        Columns copied to the result (code, name, ...).
+    geom : str
+        Geometry column.
+    """
+
+    name: str
+    relation: str
+    key: str
+    labels: tuple[str, ...] = ()
+    geom: str = "geom"
+
+    @property
+    def schema_table(self) -> tuple[str, str]:
+        schema, _, table = self.relation.partition(".")
+        return schema, table
+
+
+#: Zone layers known by name (``--zones``).
+ZONE_PRESETS: dict[str, ZoneLayer] = {
+    "wards-2025": ZoneLayer("wards-2025", "admin.wards_2025", "unit_id", ("code", "name")),
+    "parcels": ZoneLayer(
+        "parcels",
+        "cadastral.parcels_current",
+        "parcel_id",
+        ("commune_code", "sheet_no", "parcel_no", "land_use"),
+    ),
+    "planning-lots": ZoneLayer(
+        "planning-lots", "planning.lots_published", "lot_id", ("plan_name", "lot_code", "use_class")
+    ),
+}
+
+
+def zone_layer(spec: str | ZoneLayer) -> ZoneLayer:
+    """A zone layer from a preset name or ``schema.relation[:key]``.
+
+    Examples
+    --------
+    >>> zone_layer("wards-2025").relation
+    'admin.wards_2025'
+    >>> zone_layer("public.flood_zones:zone_id").key
+    'zone_id'
+    """
+    if isinstance(spec, ZoneLayer):
+        return spec
+    s = spec.strip()
+    if s in ZONE_PRESETS:
+        return ZONE_PRESETS[s]
+    rel, _, key = s.partition(":")
+    parts = rel.split(".")
+    if (
+        len(parts) != 2
+        or not all(_IDENT_RE.match(p) for p in parts)
+        or (key and not _IDENT_RE.match(key))
+    ):
+        raise InputError(
+            f"--zones {spec!r}: use {', '.join(ZONE_PRESETS)} or SCHEMA.TABLE[:KEY_COLUMN]."
+        )
+    return ZoneLayer(s, rel, key or "id", ())
+
+
+# ---------------------------------------------------------------------------------------------
+# The statistics kernel
+# ---------------------------------------------------------------------------------------------
+
+
+def weighted_stats(
+    zone: np.ndarray,
+    values: np.ndarray,
+    weights: np.ndarray,
+    n_zones: int,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+) -> dict[str, np.ndarray]:
+    """Coverage-weighted statistics of (zone, value, weight) triples, per zone.
+
+    Parameters
+    ----------
+    zone : array of int
+        Zone index (0 .. n_zones-1) of each triple.
+    values : array of float
+        Cell value (valid cells only).
+    weights : array of float
+        Coverage fraction (> 0).
+    n_zones : int
+    percentiles : sequence of float
+        Percentiles (0-100) to compute.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``count, sum, mean, min, max, std`` and ``p<N>`` per zone (NaN, and count 0, for a zone
+        without valid cells).
+
+    Examples
+    --------
+    >>> s = weighted_stats(np.array([0, 0, 1]), np.array([1.0, 3.0, 5.0]),
+    ...                    np.array([1.0, 0.5, 1.0]), 2, percentiles=(50,))
+    >>> s["count"].tolist(), s["sum"].tolist(), s["max"].tolist()
+    ([1.5, 1.0], [2.5, 5.0], [3.0, 5.0])
+    """
+    z = np.asarray(zone, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    out: dict[str, np.ndarray] = {
+        k: np.full(n_zones, np.nan) for k in ("sum", "mean", "min", "max", "std")
+    }
+    out["count"] = np.zeros(n_zones)
+    for p in percentiles:
+        out[_pname(p)] = np.full(n_zones, np.nan)
+    out["sum"][:] = 0.0
+    if z.size == 0:
+        return out
+    # zones with many cells: O(n) path, no global sort
+    counts = np.bincount(z, minlength=n_zones)
+    big = np.flatnonzero(counts > BIG_GROUP)
+    if big.size:
+        is_big = np.isin(z, big)
+        for b in big:
+            m = z == b
+            st = _big_group_stats(v[m], w[m], percentiles)
+            for key, val in st.items():
+                out[key][b] = val
+        keep = ~is_big
+        z, v, w = z[keep], v[keep], w[keep]
+        if z.size == 0:
+            return out
+    order = np.lexsort((v, z))
+    z, v, w = z[order], v[order], w[order]
+    starts = np.flatnonzero(np.r_[True, z[1:] != z[:-1]])
+    ends = np.r_[starts[1:], z.size]
+    zid = z[starts]
+    n = (ends - starts).astype(np.float64)
+    W = np.add.reduceat(w, starts)
+    S = np.add.reduceat(w * v, starts)
+    mean = S / W
+    dev = v - np.repeat(mean, ends - starts)
+    var = np.add.reduceat(w * dev * dev, starts) / W
+    out["count"][zid] = W
+    out["sum"][zid] = S
+    out["mean"][zid] = mean
+    out["min"][zid] = v[starts]
+    out["max"][zid] = v[ends - 1]
+    out["std"][zid] = np.sqrt(np.maximum(var, 0.0))
+    if percentiles:
+        # exactextract's weighted percentile: s_i = i w_i + (n-1) C_{i-1}, C cumulative weight
+        C = np.cumsum(w)
+        C_before_group = np.repeat(C[starts] - w[starts], ends - starts)
+        C_prev = C - w - C_before_group
+        local = np.arange(z.size) - np.repeat(starts, ends - starts)
+        n_el = np.repeat(n, ends - starts)
+        s = local * w + (n_el - 1.0) * C_prev
+        sn = W * (n - 1.0)
+        for p in percentiles:
+            q = float(p) / 100.0
+            target = q * sn
+            below = np.add.reduceat(
+                (s <= np.repeat(target, ends - starts)).astype(np.int64), starts
+            )
+            right = starts + below
+            res = np.empty(zid.size)
+            first = below == 0
+            last = right >= ends
+            mid = ~(first | last)
+            res[first] = v[starts[first]]
+            res[last] = v[ends[last] - 1]
+            r = right[mid]
+            left = r - 1
+            ds = s[r] - s[left]
+            frac = np.where(ds > 0, (target[mid] - s[left]) / np.where(ds > 0, ds, 1.0), 0.0)
+            res[mid] = v[left] + frac * (v[r] - v[left])
+            out[_pname(p)][zid] = res
+    return out
+
+
+#: Zones with more valid cells than this get their percentiles by histogram refinement (O(n))
+#: instead of a sort.
+BIG_GROUP = 5_000
+
+
+def _big_group_stats(
+    v: np.ndarray, w: np.ndarray, percentiles: Sequence[float], bins: int = 4096
+) -> dict[str, float]:
+    """Statistics of one zone with many cells, percentiles without sorting all values.
+
+    exactextract's percentile of rank ``s_i = i w_i + (n-1) C_{i-1}`` lies between elements
+    ``i_a - 1`` and ``i_a + 1`` where ``i_a`` is the first rank whose cumulative weight exceeds
+    ``h / (n-1)`` (because ``(n-1) C_{i-1} <= s_i <= (n-1) C_i``). A weighted histogram finds
+    the bin of ``i_a``; only the elements of that bin and its non-empty neighbours are sorted.
+    """
+    n = v.size
+    W = float(w.sum())
+    S = float(np.dot(w, v))
+    mean = S / W
+    d = v - mean
+    out = {
+        "count": W,
+        "sum": S,
+        "mean": mean,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "std": math.sqrt(max(float(np.dot(w, d * d)) / W, 0.0)),
+    }
+    lo, hi = out["min"], out["max"]
+    if not percentiles:
+        return out
+    if hi <= lo:
+        for p in percentiles:
+            out[_pname(p)] = lo
+        return out
+    k = ((v - lo) * (bins / (hi - lo))).astype(np.int32)
+    np.minimum(k, bins - 1, out=k)
+    cnt = np.bincount(k, minlength=bins)
+    wsum = np.bincount(k, weights=w, minlength=bins)
+    cw = np.cumsum(wsum)
+    cc = np.cumsum(cnt)
+    nonempty = np.flatnonzero(cnt)
+    sn = W * (n - 1)
+    # the bins around each percentile's crossing, extracted and sorted once for all percentiles
+    targets = [float(p) / 100.0 * sn for p in percentiles]
+    wanted: set[int] = set()
+    for h in targets:
+        hp = h / (n - 1) if n > 1 else 0.0
+        kb = min(int(np.searchsorted(cw, hp, side="right")), bins - 1)
+        pos = int(np.searchsorted(nonempty, kb))
+        wanted.update(int(x) for x in nonempty[max(pos - 1, 0) : pos + 2])
+    sel_bins = np.array(sorted(wanted), dtype=np.int32)
+    lut = np.zeros(bins, dtype=bool)
+    lut[sel_bins] = True
+    m = lut[k]
+    vv, ww, kk = v[m], w[m], k[m]
+    o = np.lexsort((vv, kk))
+    vv, ww, kk = vv[o], ww[o], kk[o]
+    # global rank and cumulative weight of each extracted element
+    first_of_bin = np.r_[True, kk[1:] != kk[:-1]]
+    starts = np.flatnonzero(first_of_bin)
+    bin_of_start = kk[starts]
+    rank_before = np.where(bin_of_start > 0, cc[np.maximum(bin_of_start - 1, 0)], 0)
+    cw_before = np.where(bin_of_start > 0, cw[np.maximum(bin_of_start - 1, 0)], 0.0)
+    grp = np.cumsum(first_of_bin) - 1
+    local = np.arange(vv.size) - starts[grp]
+    i = rank_before[grp] + local
+    wcs = np.cumsum(ww)
+    Cprev = cw_before[grp] + (wcs - ww) - (wcs[starts] - ww[starts])[grp]
+    s_loc = i * ww + (n - 1) * Cprev
+    for p, h in zip(percentiles, targets):
+        r = int(np.searchsorted(s_loc, h, side="right"))
+        gi = int(i[r]) if r < vv.size else n
+        if r == 0 and (i[0] == 0):
+            out[_pname(p)] = float(vv[0])
+        elif gi >= n or r >= vv.size:
+            out[_pname(p)] = hi if gi >= n else float(vv[-1])
+        elif r == 0:  # cannot happen (the bin before the crossing is extracted); be safe
+            out[_pname(p)] = float(np.quantile(v, float(p) / 100.0))
+        else:
+            sl, sr = s_loc[r - 1], s_loc[r]
+            xl, xr = float(vv[r - 1]), float(vv[r])
+            out[_pname(p)] = xl + (h - sl) * (xr - xl) / (sr - sl) if sr > sl else xl
+    return out
+
+
+def _pname(p: float) -> str:
+    return f"p{int(p)}" if float(p).is_integer() else "p" + f"{p:g}".replace(".", "_")
+
+
+# ---------------------------------------------------------------------------------------------
+# Raster access and coverage
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What the zonal code needs to know about a raster."""
+
+    path: str
+    width: int
+    height: int
+    transform: tuple[float, ...]  # a, b, c, d, e, f
+    crs_wkt: str
+    count: int
+    nodata: float | None
+    dtype: str
+    scales: tuple[float, ...]
+    offsets: tuple[float, ...]
+    names: tuple[str, ...]
+    datetimes: tuple[str | None, ...] = ()
+
+    @property
+    def cell_area(self) -> float:
+        return abs(self.transform[0] * self.transform[4])
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        a, _, c, _, e, f = self.transform
+        x0, x1 = c, c + a * self.width
+        y0, y1 = f + e * self.height, f
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def open_grid(path: str | Path) -> Grid:
+    """Describe a raster for zonal statistics (north-up grids only)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            t = ds.transform
+            if t.b != 0 or t.d != 0:
+                raise InputError(
+                    f"The raster {Path(path).name} is rotated: warp it north-up first."
+                )
+            if ds.crs is None:
+                raise CRSError(f"The raster {Path(path).name} has no CRS.")
+            times = tuple(ds.tags(i + 1).get("DATETIME") for i in range(ds.count))
+            return Grid(
+                str(path),
+                ds.width,
+                ds.height,
+                (t.a, t.b, t.c, t.d, t.e, t.f),
+                ds.crs.to_wkt(),
+                ds.count,
+                ds.nodata,
+                ds.dtypes[0],
+                tuple(float(s) for s in ds.scales),
+                tuple(float(o) for o in ds.offsets),
+                tuple(d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)),
+                times,
+            )
+    except GisError:
+        raise
+    except Exception as exc:
+        raise InputError(f"The raster {Path(path).name} cannot be opened: {exc}") from None
+
+
+def _window_of(bounds, grid: Grid) -> tuple[int, int, int, int] | None:
+    """(row0, row1, col0, col1) of the cells a box touches, clipped to the grid; None if none."""
+    a, _, c, _, e, f = grid.transform
+    minx, miny, maxx, maxy = bounds
+    c0 = math.floor((minx - c) / a)
+    c1 = math.ceil((maxx - c) / a)
+    r0 = math.floor((maxy - f) / e)
+    r1 = math.ceil((miny - f) / e)
+    c0, c1 = max(c0, 0), min(c1, grid.width)
+    r0, r1 = max(r0, 0), min(r1, grid.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return r0, r1, c0, c1
+
+
+def _windows(bounds: np.ndarray, grid: Grid) -> np.ndarray:
+    """Vectorised :func:`_window_of`: (n, 4) rows r0, r1, c0, c1; -1 where none (or empty)."""
+    a, _, c, _, e, f = grid.transform
+    with np.errstate(invalid="ignore"):
+        c0 = np.maximum(np.floor((bounds[:, 0] - c) / a), 0)
+        c1 = np.minimum(np.ceil((bounds[:, 2] - c) / a), grid.width)
+        r0 = np.maximum(np.floor((bounds[:, 3] - f) / e), 0)
+        r1 = np.minimum(np.ceil((bounds[:, 1] - f) / e), grid.height)
+    w = np.stack([r0, r1, c0, c1], axis=1)
+    bad = ~np.isfinite(w).all(axis=1) | (c1 <= c0) | (r1 <= r0)
+    w = np.where(bad[:, None], -1, np.nan_to_num(w, nan=-1)).astype(np.int64)
+    return w
+
+
+class _Reader:
+    """A rasterio dataset opened once per process."""
+
+    _cache: dict[str, Any] = {}
+
+    @classmethod
+    def get(cls, path: str):
+        import rasterio
+
+        ds = cls._cache.get(path)
+        if ds is None or ds.closed:
+            env = rasterio.Env(
+                GDAL_CACHEMAX=128 * 1024 * 1024, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"
+            )
+            env.__enter__()
+            ds = rasterio.open(path)
+            cls._cache[path] = ds
+        return ds
+
+
+def _read(
+    grid: Grid, bands: list[int], r0: int, r1: int, c0: int, c1: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values (bands, rows, cols) as float64 and the valid mask (rows, cols, all bands valid)."""
+    from rasterio.windows import Window
+
+    ds = _Reader.get(grid.path)
+    arr = ds.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0))
+    valid = np.ones(arr.shape[1:], dtype=bool)
+    if grid.nodata is not None:
+        if isinstance(grid.nodata, float) and math.isnan(grid.nodata):
+            valid &= ~np.isnan(arr).any(axis=0)
+        else:
+            valid &= ~(arr == arr.dtype.type(grid.nodata)).any(axis=0)
+    if arr.dtype.kind == "f":
+        valid &= np.isfinite(arr).all(axis=0)
+    return arr, valid
+
+
+def _small_triples(
+    grid: Grid, bands: list[int], geoms: np.ndarray, idx: np.ndarray, wins: np.ndarray
+):
+    """Triples of small zones: one read of the window holding them, exact pair intersections."""
+    a, _, c, _, e, f = grid.transform
+    r0, r1 = int(wins[:, 0].min()), int(wins[:, 1].max())
+    c0, c1 = int(wins[:, 2].min()), int(wins[:, 3].max())
+    arr, valid = _read(grid, bands, r0, r1, c0, c1)
+    nr = wins[:, 1] - wins[:, 0]
+    nc = wins[:, 3] - wins[:, 2]
+    ncell = nr * nc
+    zi = np.repeat(np.arange(len(idx)), ncell)
+    local = np.arange(zi.size) - np.repeat(np.cumsum(ncell) - ncell, ncell)
+    rows = wins[zi, 0] + local // nc[zi]
+    cols = wins[zi, 2] + local % nc[zi]
+    x0 = (c + cols * a).tolist()
+    y0 = (f + rows * e).tolist()
+    gl = geoms[zi].tolist()
+    clip = shapely.lib.clip_by_rect  # GEOS's rectangle clipper: much faster than an overlay
+    try:
+        area = shapely.area(
+            np.array([clip(g, x, y + e, x + a, y) for g, x, y in zip(gl, x0, y0)], dtype=object)
+        )
+    except shapely.errors.GEOSException:
+        area = np.fromiter(
+            (_cell_area(g, x, y + e, x + a, y) for g, x, y in zip(gl, x0, y0)),
+            dtype=np.float64,
+            count=len(gl),
+        )
+    cover = area / grid.cell_area
+    cover[cover < 1e-9] = 0.0
+    rr, cc = rows - r0, cols - c0
+    ok = (cover > 0) & valid[rr, cc]
+    vals = arr[:, rr[ok], cc[ok]].astype(np.float64)
+    return idx[zi[ok]], vals, cover[ok]
+
+
+def cell_coverage(
+    geom, a: float, e: float, x0: float, y0: float, nrows: int, ncols: int, tile: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact coverage fractions of a polygon on a north-up grid window.
+
+    Cells the boundary does not cross are inside or outside as a whole (GDAL's centre-rule
+    rasterisation tells which); cells it crosses (:func:`_edge_cells`, exact) get the area of their intersection with the polygon, computed with shapely against the
+    polygon clipped to ``tile`` x ``tile`` blocks (so each intersection sees a few vertices).
+
+    Returns
+    -------
+    cells : array of int64
+        Row-major indices of the cells with a coverage > 0 in the window.
+    fractions : array of float64
+        Their coverage fractions (0 < f <= 1).
+    """
+    from affine import Affine
+    from rasterio import features
+
+    transform = Affine(a, 0.0, x0, 0.0, e, y0)
+    shape = (nrows, ncols)
+    edge = _edge_cells(geom, a, e, x0, y0, nrows, ncols)
+    inside = (
+        features.rasterize(
+            [(geom, 1)], out_shape=shape, transform=transform, all_touched=False, dtype="uint8"
+        )
+        .reshape(-1)
+        .astype(bool)
+    )
+    interior = np.flatnonzero(inside & ~edge)
+    ei = np.flatnonzero(edge)
+    if ei.size == 0:
+        return interior, np.ones(interior.size)
+    rows, cols = np.divmod(ei, ncols)
+    # two levels of tiles: the polygon clipped to tile x tile blocks, those pieces clipped to
+    # 4 x 4 sub-blocks; each boundary cell then meets a piece of a few vertices
+    pieces = _clip_tiles(geom, rows, cols, tile, a, e, x0, y0)
+    sub = _clip_tiles(pieces, rows, cols, 4, a, e, x0, y0, parent_tile=tile)
+    cx = (x0 + cols * a).tolist()
+    cy = (y0 + rows * e).tolist()
+    clip = shapely.lib.clip_by_rect
+    subl = sub.tolist()
+    try:
+        area = shapely.area(
+            np.array([clip(p, x, y + e, x + a, y) for p, x, y in zip(subl, cx, cy)], dtype=object)
+        )
+    except shapely.errors.GEOSException:  # a degenerate piece: the careful way
+        area = np.fromiter(
+            (_cell_area(p, x, y + e, x + a, y) for p, x, y in zip(subl, cx, cy)),
+            dtype=np.float64,
+            count=len(cx),
+        )
+    frac = area / abs(a * e)
+    frac = np.minimum(frac, 1.0)
+    keep = frac > 1e-9  # slivers of floating-point noise along shared edges are not coverage
+    return (
+        np.concatenate([interior, ei[keep]]),
+        np.concatenate([np.ones(interior.size), frac[keep]]),
+    )
+
+
+def _polygons(geom) -> np.ndarray:
+    """The polygons of any (multi)polygon or collection, as an array."""
+    parts = shapely.get_parts(geom)
+    while True:
+        t = shapely.get_type_id(parts)
+        if not np.isin(t, (6, 7)).any():
+            return parts[t == 3]
+        parts = np.concatenate(
+            [shapely.get_parts(p) if shapely.get_type_id(p) in (6, 7) else [p] for p in parts]
+        )
+
+
+def _edge_cells(
+    geom, a: float, e: float, x0: float, y0: float, nrows: int, ncols: int
+) -> np.ndarray:
+    """Boolean mask (flat) of every cell the polygon's boundary passes through (a superset).
+
+    The boundary is densified so that no piece is longer than a cell side; a piece from cell
+    (r1, c1) to (r2, c2) then passes only through those two cells and (r1, c2) or (r2, c1), and
+    all four are marked. Exact where GDAL's all-touched line burning misses corner cuts.
+    """
+    edge = np.zeros(nrows * ncols, dtype=bool)
+    step = min(abs(a), abs(e)) * 0.999
+    for ring in shapely.get_rings(_polygons(geom)):
+        xy = shapely.get_coordinates(shapely.segmentize(ring, step))
+        c = np.floor((xy[:, 0] - x0) / a).astype(np.int64)
+        r = np.floor((xy[:, 1] - y0) / e).astype(np.int64)
+        rr = np.concatenate([r, r[:-1], r[1:]])
+        cc = np.concatenate([c, c[1:], c[:-1]])
+        ok = (rr >= 0) & (rr < nrows) & (cc >= 0) & (cc < ncols)
+        edge[rr[ok] * ncols + cc[ok]] = True
+    return edge
+
+
+def _clip(g, xmin, ymin, xmax, ymax):
+    """The polygon clipped to a rectangle (GEOS's fast rectangle clipper, exact overlay when the
+    clipper meets a degenerate piece)."""
+    try:
+        return shapely.lib.clip_by_rect(g, xmin, ymin, xmax, ymax)
+    except shapely.errors.GEOSException:
+        return shapely.intersection(shapely.make_valid(g), shapely.box(xmin, ymin, xmax, ymax))
+
+
+def _cell_area(g, xmin, ymin, xmax, ymax) -> float:
+    if g is None:
+        return 0.0
+    try:
+        return shapely.lib.clip_by_rect(g, xmin, ymin, xmax, ymax).area
+    except shapely.errors.GEOSException:
+        return shapely.intersection(shapely.make_valid(g), shapely.box(xmin, ymin, xmax, ymax)).area
+
+
+def _clip_tiles(
+    geom,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    tile: int,
+    a: float,
+    e: float,
+    x0: float,
+    y0: float,
+    parent_tile: int | None = None,
+) -> np.ndarray:
+    """For each cell (rows, cols): ``geom`` clipped to the tile x tile block holding it.
+
+    ``geom`` is one geometry, or (with ``parent_tile``) the per-cell pieces of the parent level.
+    Returns an array of geometries, one per cell (shared between cells of a block).
+    """
+    key = (rows // tile) * (1 << 32) + cols // tile
+    uk, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    tr, tc = uk >> 32, uk & ((1 << 32) - 1)
+    out = np.empty(uk.size, dtype=object)
+    for i in range(uk.size):
+        src = geom if parent_tile is None else geom[first[i]]
+        xa = x0 + tc[i] * tile * a
+        ya = y0 + tr[i] * tile * e
+        out[i] = _clip(src, xa, ya + tile * e, xa + tile * a, ya)
+    return out[inv]
+
+
+def _large_triples(grid: Grid, bands: list[int], geom, win):
+    """Triples of one large zone: exact coverage on strips of its window (bounded memory)."""
+    a, _, c, _, e, f = grid.transform
+    r0, r1, c0, c1 = win
+    rows_per = max(1, STRIP_CELLS // max(c1 - c0, 1))
+    vals_out, w_out = [], []
+    for s0 in range(r0, r1, rows_per):
+        s1 = min(r1, s0 + rows_per)
+        x0, y0 = c + c0 * a, f + s0 * e
+        part = (
+            shapely.clip_by_rect(geom, x0, y0 + (s1 - s0) * e, x0 + (c1 - c0) * a, y0)
+            if (r1 - r0) > rows_per
+            else geom
+        )
+        if part.is_empty:
+            continue
+        cid, cov = cell_coverage(part, a, e, x0, y0, s1 - s0, c1 - c0)
+        if cid.size == 0:
+            continue
+        arr, valid = _read(grid, bands, s0, s1, c0, c1)
+        keep = valid.reshape(-1)[cid]
+        cid = cid[keep]
+        flat = arr.reshape(arr.shape[0], -1)
+        vals_out.append(flat[:, cid].astype(np.float64))
+        w_out.append(cov[keep])
+    if not vals_out:
+        return np.zeros((len(bands), 0)), np.zeros(0)
+    return np.concatenate(vals_out, axis=1), np.concatenate(w_out)
+
+
+def _large_moments(
+    grid: Grid, bands: list[int], geoms: np.ndarray, idx: np.ndarray
+) -> dict[int, list[dict[str, float]]]:
+    """count, sum, mean, min, max, std of large zones by exactextract's built-in operations."""
+    import geopandas as gpd
+    from exactextract import exact_extract
+    from exactextract.raster import RasterioRasterSource
+
+    ds = _Reader.get(grid.path)
+    gdf = gpd.GeoDataFrame(geometry=list(geoms), crs=grid.crs_wkt)
+    out: dict[int, list[dict[str, float]]] = {int(k): [] for k in idx}
+    for b in bands:
+        src = RasterioRasterSource(ds, b)
+        df = exact_extract(
+            src, gdf, ["count", "sum", "mean", "min", "max", "stdev"], output="pandas"
+        )
+        for row, k in zip(df.itertuples(index=False), idx):
+            out[int(k)].append(
+                {
+                    "count": float(row.count),
+                    "sum": float(row.sum),
+                    "mean": float(row.mean),
+                    "min": float(row.min),
+                    "max": float(row.max),
+                    "std": float(row.stdev),
+                }
+            )
+    return out
+
+
+def _zone_cells(grid: Grid, geoms: np.ndarray) -> np.ndarray:
+    return shapely.area(geoms) / grid.cell_area
+
+
+def _compute_batch(
+    grid: Grid, bands: list[int], wkb: list[bytes], percentiles: Sequence[float]
+) -> dict[str, np.ndarray]:
+    """Statistics of one batch of zones (geometries already in the raster's CRS)."""
+    geoms = shapely.from_wkb(np.asarray(wkb, dtype=object))
+    n = len(geoms)
+    nb = len(bands)
+    zone_parts: list[np.ndarray] = []
+    val_parts: list[np.ndarray] = []
+    w_parts: list[np.ndarray] = []
+    wins = _windows(shapely.bounds(geoms), grid)
+    has = wins[:, 0] >= 0
+    cells = np.where(has, (wins[:, 1] - wins[:, 0]) * (wins[:, 3] - wins[:, 2]), 0)
+    # pair intersections cost cells x vertices: simple, small zones go the vectorised way
+    work = cells * shapely.get_num_coordinates(geoms)
+    is_small = has & (cells <= SMALL_ZONE_CELLS) & (work <= SMALL_ZONE_WORK)
+    small = np.flatnonzero(is_small)
+    large = np.flatnonzero(has & ~is_small)
+    # small zones, in chunks of bounded pair count and window
+    start = 0
+    while start < small.size:
+        stop = start
+        total = 0
+        r0 = c0 = 1 << 60
+        r1 = c1 = -1
+        while stop < small.size:
+            k = small[stop]
+            nr0, nr1 = min(r0, wins[k, 0]), max(r1, wins[k, 1])
+            nc0, nc1 = min(c0, wins[k, 2]), max(c1, wins[k, 3])
+            if stop > start and (
+                total + cells[k] > PAIR_CELLS or (nr1 - nr0) * (nc1 - nc0) > STRIP_CELLS
+            ):
+                break
+            r0, r1, c0, c1 = nr0, nr1, nc0, nc1
+            total += cells[k]
+            stop += 1
+        sel = small[start:stop]
+        z, v, w = _small_triples(grid, bands, geoms[sel], sel, wins[sel])
+        zone_parts.append(z)
+        val_parts.append(v)
+        w_parts.append(w)
+        start = stop
+    direct: dict[int, list[dict[str, float]]] = {}
+    if not percentiles and large.size:
+        # no percentiles: exactextract's own C++ statistics, reading through rasterio
+        direct.update(_large_moments(grid, bands, geoms[large], large))
+        large = large[:0]
+    for k in large:
+        v, w = _large_triples(grid, bands, geoms[k], tuple(wins[k]))
+        if w.size > BIG_GROUP:  # reduce now: no need to keep its cells
+            direct[int(k)] = [_big_group_stats(v[j], w, percentiles) for j in range(nb)]
+            continue
+        zone_parts.append(np.full(w.size, k, dtype=np.int64))
+        val_parts.append(v)
+        w_parts.append(w)
+    z = np.concatenate(zone_parts) if zone_parts else np.zeros(0, dtype=np.int64)
+    w = np.concatenate(w_parts) if w_parts else np.zeros(0)
+    vals = np.concatenate(val_parts, axis=1) if val_parts else np.zeros((nb, 0))
+    out: dict[str, np.ndarray] = {}
+    zone_cells = _zone_cells(grid, geoms)
+    for j, b in enumerate(bands):
+        st = weighted_stats(z, vals[j], w, n, percentiles)
+        for k, per_band in direct.items():
+            for key, val in per_band[j].items():
+                st[key][k] = val
+        scale = grid.scales[b - 1] if grid.scales else 1.0
+        offset = grid.offsets[b - 1] if grid.offsets else 0.0
+        if scale != 1.0 or offset != 0.0:
+            st = _apply_scale(st, scale, offset)
+        st["frac"] = np.where(
+            zone_cells > 0,
+            np.minimum(st["count"] / np.where(zone_cells > 0, zone_cells, 1), 1.0),
+            0.0,
+        )
+        for key, arr in st.items():
+            out[f"{j}:{key}"] = arr
+    return out
+
+
+def _apply_scale(st: dict[str, np.ndarray], scale: float, offset: float) -> dict[str, np.ndarray]:
+    out = dict(st)
+    out["sum"] = st["sum"] * scale + offset * st["count"]
+    for k, arr in st.items():
+        if k in ("mean", "min", "max") or k.startswith("p"):
+            out[k] = arr * scale + offset
+    if scale < 0:
+        out["min"], out["max"] = out["max"], out["min"]
+    out["std"] = st["std"] * abs(scale)
+    return out
+
+
+#: Cells (bounding boxes) per job: large zones are spread over several jobs (workers).
+JOB_CELLS = 4 * 1024 * 1024
+
+
+def _split(geoms: np.ndarray, grid: Grid, batch_size: int) -> list[slice]:
+    """Consecutive slices of ``geoms`` of at most ``batch_size`` zones and about JOB_CELLS cells."""
+    b = shapely.bounds(geoms)
+    a, e = abs(grid.transform[0]), abs(grid.transform[4])
+    cells = np.nan_to_num((b[:, 2] - b[:, 0]) / a + 1) * np.nan_to_num((b[:, 3] - b[:, 1]) / e + 1)
+    out, start, acc = [], 0, 0.0
+    for i, c in enumerate(cells):
+        if i > start and (i - start >= batch_size or acc + c > JOB_CELLS):
+            out.append(slice(start, i))
+            start, acc = i, 0.0
+        acc += c
+    if start < len(geoms):
+        out.append(slice(start, len(geoms)))
+    return out
+
+
+def _reset_child() -> None:
+    """In a forked worker: forget the parent's open datasets (each process opens its own)."""
+    _Reader._cache = {}
+
+
+def _worker_batch(args):
+    return _compute_batch(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Library entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def _stat_names(percentiles: Sequence[float]) -> list[str]:
+    return ["count", "sum", "mean", "min", "max", "std", *(_pname(p) for p in percentiles), "frac"]
+
+
+def _check_bands(grid: Grid, bands: Sequence[int] | None) -> list[int]:
+    if bands is None:
+        return [1]
+    out = [int(b) for b in bands]
+    bad = [b for b in out if not 1 <= b <= grid.count]
+    if bad:
+        raise InputError(f"Band {bad[0]} does not exist: the raster has {grid.count} band(s).")
+    return out
+
+
+def _auto_workers(n_zones: int, grid: Grid) -> int:
+    if n_zones < 500 and grid.width * grid.height < 4_000_000:
+        return 1
+    return max(
+        1,
+        min(
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1),
+            8,
+        ),
+    )
+
+
+class _Runner:
+    """Runs batches inline or in a process pool, yielding results in submission order."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            import multiprocessing as mp
+
+            # fork: fast, and safe here because a child only touches what _reset gives it
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("fork"), initializer=_reset_child
+            )
+
+    def map(self, jobs: Iterator[tuple]) -> Iterator[dict[str, np.ndarray]]:
+        if self.pool is None:
+            for job in jobs:
+                yield _compute_batch(*job)
+            return
+        pending: list[Future] = []
+        for job in jobs:
+            pending.append(self.pool.submit(_worker_batch, job))
+            while len(pending) >= 2 * self.workers:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _reprojector(zone_crs: CRS, grid: Grid):
+    return gcrs.make_transformer(zone_crs, CRS.from_wkt(grid.crs_wkt))
+
+
+def compute_zonal(
+    raster: str | Path,
+    geometries,
+    *,
+    crs: Any = None,
+    bands: Sequence[int] | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    workers: int | None = None,
+    batch_size: int = 5000,
+) -> Any:
+    """Zonal statistics of in-memory zones (a GeoDataFrame or shapely geometries): no database.
+
+    Parameters
+    ----------
+    raster : path
+        A raster file (a COG of the store, or any GeoTIFF).
+    geometries : geopandas.GeoDataFrame or GeoSeries or array of shapely geometries
+        The zones; their CRS is taken from the frame, else from ``crs``.
+    crs : CRS-like, optional
+        CRS of plain geometries.
+    bands : sequence of int, optional
+        1-based bands (default: band 1).
+    percentiles : sequence of float
+    workers : int, optional
+        Worker processes (default: 1 for small jobs, else the CPU count).
+    batch_size : int
+        Zones per batch.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per zone and band, in input order: ``zone`` (position), ``band``, ``band_name``
+        and the statistics (see the module docstring).
+
+    Examples
+    --------
+    >>> wards = geopandas.read_file("hcmc_wards_2025.geojson")  # doctest: +SKIP
+    >>> df = compute_zonal("vnm_ppp_2020.tif", wards, percentiles=(50,))  # doctest: +SKIP
+    >>> round(df["sum"].sum())  # doctest: +SKIP
+    9364822
+    """
+    import pandas as pd
+
+    grid = open_grid(raster)
+    bands_l = _check_bands(grid, bands)
+    geoms = np.asarray(
+        getattr(geometries, "geometry", geometries).values
+        if hasattr(getattr(geometries, "geometry", geometries), "values")
+        else geometries,
+        dtype=object,
+    )
+    gcrs_in = getattr(geometries, "crs", None) or crs
+    if gcrs_in is None:
+        raise CRSError("The zones have no CRS: give a GeoDataFrame with a CRS, or pass crs=.")
+    zone_crs = gcrs.parse_crs(gcrs_in.to_wkt() if hasattr(gcrs_in, "to_wkt") else gcrs_in)
+    geoms = _reprojector(zone_crs, grid).transform_geoms(geoms)
+    runner = _Runner(workers or _auto_workers(len(geoms), grid))
+    try:
+        jobs = (
+            (grid, bands_l, list(shapely.to_wkb(geoms[sl])), tuple(percentiles))
+            for sl in _split(geoms, grid, batch_size)
+        )
+        parts = list(runner.map(jobs))
+    finally:
+        runner.close()
+    names = _stat_names(percentiles)
+    frames = []
+    for j, b in enumerate(bands_l):
+        cols = {
+            k: np.concatenate([p[f"{j}:{k}"] for p in parts]) if parts else np.zeros(0)
+            for k in names
+        }
+        df = pd.DataFrame(
+            {"zone": np.arange(len(geoms)), "band": b, "band_name": grid.names[b - 1], **cols}
+        )
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# alias for notebooks
+zonal_stats = compute_zonal
+
+
+@dataclass
+class ZonalResult:
+    """What :func:`zonal_to_postgis` wrote."""
+
+    table: str
+    zones: str
+    n_zones: int
+    n_rows: int
+    bands: list[int]
+    duration_s: float
+    statistics: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"Wrote {self.table}: {self.n_rows} rows ({self.n_zones} zones of {self.zones} x "
+            f"{len(self.bands)} band(s)) in {self.duration_s:.1f} s."
+        )
+
+
+def _zone_srid(conn, layer: ZoneLayer) -> int:
+    schema, table = layer.schema_table
+    row = conn.execute(
+        "SELECT srid FROM geometry_columns WHERE f_table_schema = %s AND f_table_name = %s "
+        "AND f_geometry_column = %s",
+        (schema, table, layer.geom),
+    ).fetchone()
+    if row is not None and row[0]:
+        return int(row[0])
+    from psycopg import sql
+
+    rows = conn.execute(
+        sql.SQL("SELECT DISTINCT ST_SRID({g}) FROM {s}.{t} LIMIT 2").format(
+            g=sql.Identifier(layer.geom), s=sql.Identifier(schema), t=sql.Identifier(table)
+        )
+    ).fetchall()
+    srids = {int(r[0]) for r in rows}
+    if len(srids) > 1:
+        raise CRSError(
+            f"The zone layer {layer.name} mixes SRIDs ({sorted(srids)}): give it one CRS."
+        )
+    return srids.pop() if srids else 4326
+
+
+def _zone_crs(conn, layer: ZoneLayer, srid: int) -> CRS:
+    if srid == 0:
+        raise CRSError(
+            f"The zone layer {layer.name} ({layer.relation}) has no CRS (SRID 0): set it "
+            f"(ALTER TABLE ... ALTER COLUMN {layer.geom} TYPE geometry USING ST_SetSRID(...)) or "
+            "re-ingest it with --crs."
+        )
+    row = conn.execute(
+        "SELECT auth_name, auth_srid, srtext FROM spatial_ref_sys WHERE srid = %s", (srid,)
+    ).fetchone()
+    if row is None:  # an EPSG code newer than the database's spatial_ref_sys (e.g. 9210)
+        try:
+            return gcrs.parse_crs(f"EPSG:{srid}")
+        except CRSError:
+            raise CRSError(
+                f"The zone layer {layer.name} has SRID {srid}, which neither the "
+                "database nor PROJ knows: give it an EPSG SRID."
+            ) from None
+    try:
+        if row[0] == "EPSG":
+            return gcrs.parse_crs(f"EPSG:{row[1]}")
+        return gcrs.parse_crs(row[2])
+    except CRSError:
+        raise CRSError(f"The zone layer {layer.name} has SRID {srid}, an unknown CRS.") from None
+
+
+def _check_relation(conn, layer: ZoneLayer) -> list[tuple[str, str]]:
+    schema, table = layer.schema_table
+    cols = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        (schema, table),
+    ).fetchall()
+    if not cols:
+        raise InputError(f"The zone layer {layer.name}: relation {layer.relation} does not exist.")
+    types = dict(cols)
+    missing = [c for c in (layer.key, layer.geom, *layer.labels) if c not in types]
+    if missing:
+        raise InputError(
+            f"The zone layer {layer.name} ({layer.relation}) has no column "
+            f"{missing[0]!r} (columns: {', '.join(types)})."
+        )
+    return [(c, types[c]) for c in (layer.key, *layer.labels)]
+
+
+def zonal_to_postgis(
+    dsn: str,
+    raster: str | Path,
+    zones: str | ZoneLayer,
+    table: str,
+    *,
+    bands: Sequence[int] | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    with_geometry: bool | None = None,
+    workers: int | None = None,
+    batch_size: int = 5000,
+    item: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ZonalResult:
+    """Zonal statistics of a PostGIS zone layer, written to ``stats.zonal_<table>``.
+
+    Parameters
+    ----------
+    dsn : str
+    raster : path
+        The raster (an item's COG: ``Item.path(store_root)``).
+    zones : str or ZoneLayer
+        ``wards-2025``, ``parcels``, ``planning-lots`` or ``schema.relation[:key]``.
+    table : str
+        Name of the result: the table is ``stats.zonal_<table>`` (lower-case letters, digits,
+        ``_``). An existing table of that name is replaced in the same transaction.
+    bands : sequence of int, optional
+        1-based bands (default: band 1). Several bands give one row per zone and band.
+    percentiles : sequence of float
+    with_geometry : bool, optional
+        Copy the zone geometry (EPSG:4326 as stored) into the table; default: when one band.
+    workers, batch_size : int
+        Parallel worker processes; zones per batch (memory is proportional to it).
+    item : gis.raster.catalog.Item, optional
+        Recorded in ``stats.tables`` with the result.
+    progress : callable, optional
+        ``progress(done, total)`` in zones.
+
+    Returns
+    -------
+    ZonalResult
+
+    Raises
+    ------
+    gis.errors.CRSError
+        The zone layer has no CRS, an unknown one, or coordinates that do not fit it; or no zone
+        overlaps the raster once reprojected. Nothing is written.
+    gis.errors.InputError
+        Bad table name, zone layer or band. Nothing is written.
+    """
+    from psycopg import sql
+
+    t0 = time.monotonic()
+    if not _NAME_RE.match(table or ""):
+        raise InputError(
+            f"--table {table!r}: use lower-case letters, digits and '_' "
+            "(starting with a letter, at most 48 characters)."
+        )
+    layer = zone_layer(zones)
+    grid = open_grid(raster)
+    bands_l = _check_bands(grid, bands)
+    if with_geometry is None:
+        with_geometry = len(bands_l) == 1
+    raster_crs = CRS.from_wkt(grid.crs_wkt)
+    target = f"zonal_{table}"
+    staging = f"{target}__new"
+    schema, rel = layer.schema_table
+    names = _stat_names(percentiles)
+
+    with connect(dsn) as conn:
+        key_cols = _check_relation(conn, layer)
+        srid = _zone_srid(conn, layer)
+        zone_crs = _zone_crs(conn, layer, srid)
+        ident = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(rel))
+        g = sql.Identifier(layer.geom)
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*), ST_XMin(ST_Extent({g})), ST_YMin(ST_Extent({g})), "
+                "ST_XMax(ST_Extent({g})), ST_YMax(ST_Extent({g})) FROM {rel}"
+            ).format(g=g, rel=ident)
+        ).fetchone()
+        n_zones = int(row[0])
+        if n_zones == 0:
+            raise InputError(
+                f"The zone layer {layer.name} ({layer.relation}) is empty: load it "
+                "first (gis ingest ...)."
+            )
+        zb = tuple(float(v) for v in row[1:])
+        gcrs.check_extent(zone_crs, zb, label=f"zone layer {layer.name}")
+        reproj = _reprojector(zone_crs, grid)
+        zb_r = reproj.transform_bounds(zb)
+        rb = grid.bounds
+        if not all(math.isfinite(v) for v in zb_r) or not (
+            zb_r[0] < rb[2] and zb_r[2] > rb[0] and zb_r[1] < rb[3] and zb_r[3] > rb[1]
+        ):
+            raise CRSError(
+                f"No zone of {layer.name} overlaps the raster {Path(raster).name}: the zones "
+                f"({gcrs.describe_crs(zone_crs)}) cover {_fmt(zb)}, the raster "
+                f"({gcrs.describe_crs(raster_crs)}) covers {_fmt(rb)}. Check both CRSs."
+            )
+
+        runner = _Runner(workers or _auto_workers(n_zones, grid))
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"stats:{target}",))
+                # a reader holding the old table in a long transaction: fail clearly, not forever
+                conn.execute("SET LOCAL lock_timeout = '60s'")
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS stats.{}").format(sql.Identifier(staging))
+                )
+                col_defs = [
+                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in key_cols
+                ]
+                col_defs += [
+                    sql.SQL("band integer NOT NULL"),
+                    sql.SQL("band_name text NOT NULL"),
+                    sql.SQL("band_datetime timestamptz"),
+                ]
+                col_defs += [
+                    sql.SQL("{} double precision").format(sql.Identifier(s)) for s in names
+                ]
+                conn.execute(
+                    sql.SQL("CREATE TABLE stats.{} ({})").format(
+                        sql.Identifier(staging), sql.SQL(", ").join(col_defs)
+                    )
+                )
+                cols = [c for c, _ in key_cols] + ["band", "band_name", "band_datetime"] + names
+                copy_sql = sql.SQL("COPY stats.{} ({}) FROM STDIN").format(
+                    sql.Identifier(staging), sql.SQL(", ").join(map(sql.Identifier, cols))
+                )
+                select = sql.SQL("SELECT {keys}, ST_AsBinary({g}) FROM {rel} ORDER BY {g}").format(
+                    keys=sql.SQL(", ").join(sql.Identifier(c) for c, _ in key_cols), g=g, rel=ident
+                )
+                done = 0
+                with conn.cursor(name="zonal_zones") as cur, conn.cursor() as wcur:
+                    cur.itersize = batch_size
+                    cur.execute(select)
+                    pending_keys: list[list[tuple]] = []
+
+                    def jobs():
+                        while True:
+                            rows = cur.fetchmany(batch_size)
+                            if not rows:
+                                return
+                            keys = [r[:-1] for r in rows]
+                            geoms = reproj.transform_geoms(
+                                shapely.from_wkb([bytes(r[-1]) for r in rows])
+                            )
+                            for sl in _split(geoms, grid, batch_size):
+                                pending_keys.append(keys[sl])
+                                yield (
+                                    grid,
+                                    bands_l,
+                                    list(shapely.to_wkb(geoms[sl])),
+                                    tuple(percentiles),
+                                )
+
+                    results = runner.map(jobs())
+                    for res in results:
+                        keys = pending_keys.pop(0)
+                        with wcur.copy(copy_sql) as copy:
+                            for j, b in enumerate(bands_l):
+                                stats = [res[f"{j}:{s}"] for s in names]
+                                bname = grid.names[b - 1]
+                                bdt = grid.datetimes[b - 1] if grid.datetimes else None
+                                for i, k in enumerate(keys):
+                                    copy.write_row(
+                                        (*k, b, bname, bdt, *(_num(s[i]) for s in stats))
+                                    )
+                        done += len(keys)
+                        if progress:
+                            progress(done, n_zones)
+                # geometry, keys, replace
+                if with_geometry:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE stats.{} ADD COLUMN geom geometry").format(
+                            sql.Identifier(staging)
+                        )
+                    )
+                    conn.execute(
+                        sql.SQL(
+                            "UPDATE stats.{s} t SET geom = z.{g} FROM {rel} z WHERE z.{k} = t.{k}"
+                        ).format(
+                            s=sql.Identifier(staging), g=g, rel=ident, k=sql.Identifier(layer.key)
+                        )
+                    )
+                conn.execute(
+                    sql.SQL("ALTER TABLE stats.{} ADD PRIMARY KEY ({}, band)").format(
+                        sql.Identifier(staging), sql.Identifier(layer.key)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS stats.{}").format(sql.Identifier(target))
+                )
+                conn.execute(
+                    sql.SQL("ALTER TABLE stats.{} RENAME TO {}").format(
+                        sql.Identifier(staging), sql.Identifier(target)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("ALTER INDEX stats.{} RENAME TO {}").format(
+                        sql.Identifier(f"{staging}_pkey"), sql.Identifier(f"{target}_pkey")
+                    )
+                )
+                if with_geometry:
+                    conn.execute(
+                        sql.SQL("CREATE INDEX {} ON stats.{} USING gist (geom)").format(
+                            sql.Identifier(f"{target}_geom_idx"), sql.Identifier(target)
+                        )
+                    )
+                duration = time.monotonic() - t0
+                conn.execute(
+                    "INSERT INTO stats.tables (table_name, kind, collection, item, bands, zones, "
+                    "n_rows, statistics, options, duration_s) VALUES "
+                    "(%s, 'zonal', %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (table_name) DO UPDATE "
+                    "SET kind = EXCLUDED.kind, collection = EXCLUDED.collection, item = EXCLUDED.item, "
+                    "item_b = NULL, bands = EXCLUDED.bands, zones = EXCLUDED.zones, "
+                    "n_rows = EXCLUDED.n_rows, statistics = EXCLUDED.statistics, "
+                    "options = EXCLUDED.options, created_at = now(), duration_s = EXCLUDED.duration_s",
+                    (
+                        target,
+                        getattr(item, "collection", None),
+                        getattr(item, "id", None),
+                        bands_l,
+                        layer.name,
+                        done * len(bands_l),
+                        names,
+                        json.dumps(
+                            {
+                                "raster": str(raster),
+                                "percentiles": list(percentiles),
+                                "zone_srid": srid,
+                                "raster_crs": gcrs.describe_crs(raster_crs),
+                            }
+                        ),
+                        duration,
+                    ),
+                )
+        except psycopg.errors.LockNotAvailable:
+            raise GisError(
+                f"stats.{target} is in use by another session (a long transaction "
+                "reading it): try again when it ends; nothing was written."
+            ) from None
+        finally:
+            runner.close()
+    return ZonalResult(
+        table=f"stats.{target}",
+        zones=layer.name,
+        n_zones=n_zones,
+        n_rows=n_zones * len(bands_l),
+        bands=bands_l,
+        duration_s=time.monotonic() - t0,
+        statistics=names,
+    )
+
+
+def _num(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _fmt(b: Sequence[float]) -> str:
+    return f"x {b[0]:.4f} to {b[2]:.4f}, y {b[1]:.4f} to {b[3]:.4f}"
