@@ -193,8 +193,10 @@ def create_app(
         )
 
     from api.routes import router
+    from api.tiles import tiles_router
 
     app.include_router(router)
+    app.include_router(tiles_router(settings))  # OGC API Tiles and the web map (/map)
     app.mount("/static/gis", StaticFiles(directory=STATIC), name="static-gis")
     app.mount("/static/leaflet", StaticFiles(directory=assets["leaflet"]), name="static-leaflet")
     app.mount(

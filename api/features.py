@@ -207,8 +207,10 @@ class PageReader:
         p, q = self.page, self.q
         if q.cursor is not None and q.cursor.matched is not None:
             return q.cursor.matched
-        if not p.has_more and not self._before and (p.returned or not p.position):
-            return p.position + p.returned
+        # rows read but not yet handed out count too: :meth:`settle` runs before :meth:`chunks`
+        returned = p.returned + len(self._first)
+        if not p.has_more and not self._before and (returned or not p.position):
+            return p.position + returned
         if not q.filtered and self.info.total is not None:
             return self.info.total
         if q.cursor is None and self.count_cap > 0 and self._conn is not None:

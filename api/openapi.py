@@ -10,6 +10,7 @@ one set of paths per collection whose ``items`` operation lists that collection'
 
 from __future__ import annotations
 
+from api.params import MAX_OFFSET
 from api.settings import ApiSettings
 from api.state import Snapshot
 from gis.query import CRS84_URI, SUPPORTED_CRS
@@ -84,7 +85,7 @@ def _parameters(settings: ApiSettings, filters: bool) -> dict[str, dict]:
             "query",
             "Features to skip (prefer the 'next' links: they page "
             "by key, at the same speed at any depth).",
-            {"type": "integer", "minimum": 0, "default": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
             style="form",
             explode=False,
         ),
@@ -411,6 +412,19 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
                 ),
             }
         },
+        "/collections/{collectionId}/feature-schema": {
+            "get": {
+                "tags": ["Capabilities"],
+                "summary": "JSON Schema of the features of a collection",
+                "operationId": "getFeatureSchema",
+                "parameters": [ref["collectionId"], ref["f"], ref["lang"]],
+                "responses": _responses(
+                    ["application/schema+json"],
+                    "#/components/schemas/queryables",
+                    "A JSON Schema of GeoJSON features",
+                ),
+            }
+        },
         "/collections/{collectionId}/items": {
             "get": {
                 "tags": ["Data"],
@@ -492,6 +506,19 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
                 ),
             }
         }
+        paths[f"/collections/{cid}/feature-schema"] = {
+            "get": {
+                "tags": [tag],
+                "summary": f"{title}: JSON Schema of the features",
+                "operationId": f"feature-schema-{cid}",
+                "parameters": [ref["f"], ref["lang"]],
+                "responses": _responses(
+                    ["application/schema+json"],
+                    "#/components/schemas/queryables",
+                    "A JSON Schema of GeoJSON features",
+                ),
+            }
+        }
         paths[f"/collections/{cid}/items"] = {
             "get": {
                 "tags": [tag],
@@ -525,6 +552,9 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
                 ),
             }
         }
+    from api.tiles import openapi_paths
+
+    paths.update(openapi_paths())  # OGC API - Tiles
     exc = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     return {
         "openapi": OPENAPI_VERSION,
@@ -540,7 +570,7 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
             "license": {"name": "Per collection (see each collection's license)"},
         },
         "servers": [{"url": base or "/"}],
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}]
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Tiles"}]
         + [
             {"name": f"Collection {cid}", "description": i.collection.title(lang)}
             for cid, i in snapshot.collections.items()

@@ -52,6 +52,8 @@ ITEMS = COMMON + (
 ITEM = COMMON + ("crs", "properties", "skipGeometry")
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
+#: The largest offset: SQL's OFFSET is a bigint.
+MAX_OFFSET = 2**63 - 1
 
 
 def check_params(request: Request, allowed: Iterable[str], queryables: Iterable[str] = ()) -> None:
@@ -177,7 +179,7 @@ def items_query(
     qp = request.query_params
     check_params(request, ITEMS, plain_queryables(coll))
     limit = _int(request, "limit", settings.default_limit, 1, settings.max_limit)
-    offset = _int(request, "offset", 0, 0, None)
+    offset = _int(request, "offset", 0, 0, MAX_OFFSET)
     cursor = None
     if qp.get("cursor") is not None:
         if qp.get("offset") is not None:

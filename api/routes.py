@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from api import openapi
+from api import tiles as tiles_api
 from api.features import PageReader, csv_text, filter_error
 from api.negotiation import MEDIA, language, negotiate
 from api.params import COMMON, check_params, cql2_available, item_query, items_query
@@ -126,10 +127,10 @@ def _conformance() -> list[str]:
     """The classes really implemented: CQL2 ones only when the translator is installed, and
     exactly those it declares (:data:`gis.cql2.CONFORMANCE`)."""
     if not cql2_available():
-        return list(CORE_CONFORMANCE)
+        return list(CORE_CONFORMANCE) + tiles_api.CONFORMANCE
     from gis import cql2
 
-    return CORE_CONFORMANCE + FILTER_CONFORMANCE + list(cql2.CONFORMANCE)
+    return CORE_CONFORMANCE + FILTER_CONFORMANCE + list(cql2.CONFORMANCE) + tiles_api.CONFORMANCE
 
 
 def _html(
@@ -187,6 +188,7 @@ async def landing(request: Request) -> Response:
                 "type": MEDIA["json"],
                 "title": "Collections",
             },
+            *tiles_api.landing_links(_base(request)),
         ],
     }
     if fmt == "html":
@@ -308,7 +310,17 @@ def _collection_doc(
             "type": MEDIA["schema"],
             "title": "Queryable properties",
         },
+        {
+            # RFC 8288 relation types are case-insensitive; older GDAL (3.6, Debian 12) only
+            # matches "describedBy"; GDAL then takes the field types from the schema, not from a
+            # sample page
+            "href": _url(request, base + "/feature-schema"),
+            "rel": "describedBy",
+            "type": MEDIA["schema"],
+            "title": "JSON Schema of the features (GeoJSON)",
+        },
     ]
+    links += tiles_api.collection_links(_base(request), c.id)
     doc["links"] = links
     return doc
 
@@ -417,6 +429,60 @@ async def queryables(request: Request, collection_id: str) -> Response:
             doc=doc,
             cid=c.id,
         )
+    return _json(doc, media=MEDIA["schema"], headers=_lang_headers(lang))
+
+
+def _feature_schema(c, lang: str) -> dict:
+    """JSON Schema of the collection's GeoJSON features, with the database type of every field.
+
+    Clients that cannot guess a field's type from values (an all-null column, a float column whose
+    first page holds whole numbers, an empty collection) read it here: GDAL's OAPIF driver follows
+    the collection's ``describedBy`` link. Each property has one scalar ``type`` (all GDAL reads:
+    a ``["number", "null"]`` type would make it a string field); any property may be null.
+    """
+    props: dict = {}
+    for f in c.fields:
+        p: dict = {"title": (f.title_vi if lang == "vi" else f.title_en) or f.name}
+        p["type"] = f.json_type
+        if f.json_format:
+            p["format"] = f.json_format
+        if f.unit:
+            p["x-ogc-unit"] = f.unit
+        props[f.name] = p
+    gtype = c.geometry_type if c.geometry_type in _GEOMETRY_FORMATS else "Geometry"
+    return {
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "type": "object",
+        "title": c.title(lang),
+        "description": "A GeoJSON feature of this collection; any property may be null.",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {
+                "type": "integer" if c.id_type in ("int2", "int4", "int8") else "string",
+                "x-ogc-role": "id",
+            },
+            "geometry": {
+                "oneOf": [{"type": "null"}, {"$ref": f"https://geojson.org/schema/{gtype}.json"}]
+            },
+            "properties": {"type": "object", "properties": props},
+        },
+    }
+
+
+@router.get("/collections/{collection_id}/feature-schema", include_in_schema=False)
+async def feature_schema(request: Request, collection_id: str) -> Response:
+    info = _state(request).snapshot.get(collection_id)
+    check_params(request, COMMON)
+    negotiate(request, ("json",))
+    lang = language(request)
+    c = info.collection
+    doc = _feature_schema(c, lang)
+    doc = {
+        "$schema": doc.pop("$schema"),
+        "$id": _url(request, f"/collections/{c.id}/feature-schema"),
+        **doc,
+    }
     return _json(doc, media=MEDIA["schema"], headers=_lang_headers(lang))
 
 

@@ -31,10 +31,11 @@ import base64
 import binascii
 import math
 import re
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -275,8 +276,9 @@ def _parse_instant(text: str, parameter: str, end: bool) -> datetime:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
             d = date.fromisoformat(s)
-            t = datetime.combine(d, time(0), tzinfo=UTC)
-            return t + timedelta(days=1) - timedelta(microseconds=1) if end else t
+            # the end of a day is its last microsecond (no "next day minus 1 µs": 9999-12-31 has
+            # no next day in Python)
+            return datetime.combine(d, time.max if end else time(0), tzinfo=UTC)
         if not re.fullmatch(
             r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?", s
         ):
@@ -321,6 +323,20 @@ def parse_datetime(text: str, parameter: str = "datetime") -> TimeInterval | Non
 _INT_RANGE = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 
 
+def _fits(v: Decimal, pg_type: str) -> bool:
+    """Whether PostgreSQL accepts the finite number ``v`` as a ``pg_type`` value: its cast
+    fails (out of range) on overflow, and for floats on an underflow to zero."""
+    if pg_type == "numeric":  # at most 131072 digits before the point, 16383 after
+        return (v.is_zero() or v.adjusted() < 131072) and -v.as_tuple().exponent <= 16383
+    f = float(v)
+    if pg_type == "float4":
+        try:
+            f = struct.unpack("f", struct.pack("f", f))[0]
+        except OverflowError:
+            return False
+    return math.isfinite(f) and (f != 0.0 or v.is_zero())
+
+
 def parse_value(text: str, pg_type: str, parameter: str) -> str:
     """Check that ``text`` is a valid value of a column type; return its canonical text.
 
@@ -348,6 +364,10 @@ def parse_value(text: str, pg_type: str, parameter: str) -> str:
             v = None
         if v is None or not v.is_finite() or not _NUMBER.match(s):
             raise InputError(f"Parameter {parameter}: {text!r} is not a number")
+        if not _fits(v, pg_type):
+            raise InputError(
+                f"Parameter {parameter}: {text!r} is out of the range of the field ({pg_type})"
+            )
         return s
     if pg_type == "bool":
         low = s.lower()
