@@ -230,23 +230,44 @@ def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> 
               "source", "licence"]
     conn.execute(sql.SQL("""
         CREATE TEMP TABLE cmp ON COMMIT DROP AS
-        SELECT s.*, {h} AS h, p.parcel_id AS old_id, p.row_hash AS old_hash
+        SELECT s.*, {h} AS h, p.parcel_id AS old_id, p.row_hash AS old_hash, p.valid_from AS old_from
         FROM stage s LEFT JOIN cadastral.parcels p
           ON p.valid_to IS NULL AND p.commune_code = s.commune_code
          AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
     """).format(h=_hash_expr(hashed)))
-    # An edition older than what the database knows of a parcel (a version or retirement at or after
-    # this edition's date) does not overwrite it: re-running an older file is a no-op, not a revert.
+    # An edition older than what the database knows of a parcel (a version after this edition's date,
+    # or a retirement at or after it) does not overwrite it: re-running an older file is a no-op, not a
+    # revert. A changed parcel whose version in force starts at this very date is a correction of the
+    # same edition: it is updated in place (a new version would have an empty validity period).
     conn.execute("""
         DELETE FROM cmp c WHERE EXISTS (
             SELECT 1 FROM cadastral.parcels p
             WHERE p.commune_code = c.commune_code AND p.sheet_no = c.sheet_no AND p.parcel_no = c.parcel_no
-              AND coalesce(p.valid_to, p.valid_from) >= %s)
+              AND ((p.valid_to IS NOT NULL AND p.valid_to >= %(now)s)
+                   OR (p.valid_to IS NULL AND p.valid_from > %(now)s)))
           AND (c.old_hash IS DISTINCT FROM c.h)
-    """, (now,))
+    """, {"now": now})
+    corrected = conn.execute(sql.SQL("""
+        UPDATE cadastral.parcels p SET land_use = s.land_use, legal_area_m2 = s.legal_area_m2,
+            address = s.address, owner_type = s.owner_type, source = s.source, licence = s.licence,
+            run_id = %(run_id)s, row_hash = s.h, geom = {g}
+        FROM cmp s WHERE p.parcel_id = s.old_id AND s.old_hash <> s.h AND s.old_from = %(now)s
+        RETURNING p.parcel_id
+    """).format(g=_geom_expr(kind)), {"run_id": run_id, "now": now}).fetchall()
+    if corrected:
+        ids = [r[0] for r in corrected]
+        conn.execute("DELETE FROM private.parcel_owners WHERE parcel_id = ANY(%s)", (ids,))
+        conn.execute("""
+            INSERT INTO private.parcel_owners (parcel_id, owner_name, id_number, run_id)
+            SELECT DISTINCT ON (c.old_id, c.owner_name) c.old_id, c.owner_name, c.id_number, %s
+            FROM cmp c WHERE c.old_id = ANY(%s) AND c.owner_name IS NOT NULL
+        """, (run_id, ids))
+        # what is corrected in place is done: the versioning below must not see it
+        conn.execute("UPDATE cmp SET old_hash = h WHERE old_id = ANY(%s)", (ids,))
     inserted, updated = conn.execute("""
         SELECT count(*) FILTER (WHERE old_id IS NULL), count(*) FILTER (WHERE old_hash <> h)
         FROM cmp""").fetchone()
+    updated += len(corrected)
     unchanged = conn.execute("SELECT count(*) FROM stage").fetchone()[0] - inserted - updated
     # parents named by split/merge lineage, resolved to their versions in force
     conn.execute("""

@@ -135,3 +135,27 @@ def test_owners_only_in_private_schema(dsn, demo, loaded):
         for needle in sample_names[:5] + sample_ids[:5]:
             assert count(dsn, f"SELECT count(*) FROM cadastral.{table} t WHERE t::text LIKE %s",
                          (f"%{needle}%",)) == 0, (table, needle)
+
+
+def test_correction_of_the_same_edition_updates_in_place(dsn, demo, tmp_path):
+    """A corrected file of the same edition date fixes the version in force instead of opening a new
+    version with an empty validity period; owners follow the correction."""
+    import geopandas as gpd
+
+    ingest(dsn, "cadastral", demo["cadastral"], tmp_path, valid_from=_d("2024-01-01"))
+    fixed = gpd.read_file(demo["cadastral"], layer=sample.LAYER_PARCELS)
+    row = fixed.index[(fixed["SoHieuToBanDo"] == 3) & (fixed["SoThuTuThua"] == 5)][0]
+    fixed.loc[row, "KyHieuMucDichSuDung"] = "DGD" if fixed.loc[row, "KyHieuMucDichSuDung"] != "DGD" else "ODT"
+    fixed.loc[row, "TenChuSuDung"] = "Trần Thị Sửa Lỗi"
+    path = tmp_path / "fixed.gpkg"
+    fixed.to_file(path, layer=sample.LAYER_PARCELS)
+    result = ingest(dsn, "cadastral", path, tmp_path, valid_from=_d("2024-01-01"))
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 599)
+    versions = rows(dsn, "SELECT parcel_id, land_use, valid_from::date::text, valid_to FROM cadastral.parcels "
+                         "WHERE commune_code = %s AND sheet_no = 3 AND parcel_no = 5", (C,))
+    assert len(versions) == 1 and versions[0][1] == fixed.loc[row, "KyHieuMucDichSuDung"]
+    assert versions[0][2:] == ("2024-01-01", None)
+    owners = rows(dsn, "SELECT owner_name FROM private.parcel_owners WHERE parcel_id = %s", (versions[0][0],))
+    assert owners == [("Trần Thị Sửa Lỗi",)]
+    again = ingest(dsn, "cadastral", path, tmp_path, valid_from=_d("2024-01-01"))
+    assert again.outcome == "unchanged"
