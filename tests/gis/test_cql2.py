@@ -547,12 +547,12 @@ def test_temporal_instants_and_dates(conn, catalog):
         == expect(conn, parcels, lambda r: r["valid_from"] == T2020)
     lots = catalog["planning-lots"]
     every = {r["id"] for r in all_rows(conn, lots)}
-    assert {r["approval_date"] for r in all_rows(conn, lots)} == {date(2023, 12, 5)}
-    assert select(conn, lots, "T_EQUALS(approval_date, DATE('2023-12-05'))") == every
+    assert {r["approval_date"] for r in all_rows(conn, lots)} == {date(2023, 5, 12)}
+    assert select(conn, lots, "T_EQUALS(approval_date, DATE('2023-05-12'))") == every
     # a date is midnight UTC when compared with a timestamp
-    assert select(conn, lots, "T_EQUALS(approval_date, TIMESTAMP('2023-12-05T00:00:00Z'))") == every
-    assert select(conn, lots, "approval_date < TIMESTAMP('2023-12-05T00:00:01Z')") == every
-    assert select(conn, lots, "approval_date > TIMESTAMP('2023-12-05T00:00:00Z')") == set()
+    assert select(conn, lots, "T_EQUALS(approval_date, TIMESTAMP('2023-05-12T00:00:00Z'))") == every
+    assert select(conn, lots, "approval_date < TIMESTAMP('2023-05-12T00:00:01Z')") == every
+    assert select(conn, lots, "approval_date > TIMESTAMP('2023-05-12T00:00:00Z')") == set()
     assert select(conn, lots, "approval_date BETWEEN DATE('2023-01-01') AND "
                               "TIMESTAMP('2024-01-01T00:00:00Z')") == every
     # a property pair that is not the validity: closed interval, NULL bound = open
