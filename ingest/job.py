@@ -234,7 +234,7 @@ def run_ingest(
                 for batch in iter_batches(src, opts.batch_size, encoding):
                     result.read += len(batch.fids)
                     # a wrong CRS fails the job before any coordinate is transformed
-                    _check_extent(src, source_crs, batch)
+                    batch.geoms = _check_extent(src, source_crs, batch)
                     norm = normalise_batch(batch, kind, mapping, resolved, transformer.transform_geoms,
                                            lookups, opts.invalid)
                     result.repaired += norm.repaired
@@ -343,13 +343,15 @@ def _run_message(src, mapping, result: RunResult) -> str:
     return msg
 
 
-def _check_extent(src, source_crs, batch) -> None:
-    geoms = shapely.from_wkb(batch.wkb, on_invalid="ignore")
-    geoms = geoms[~pd.isna(geoms)]
+def _check_extent(src, source_crs, batch) -> np.ndarray:
+    """Check the batch's extent; return its parsed geometries (normalise reuses them)."""
+    parsed = shapely.from_wkb(batch.wkb, on_invalid="ignore")
+    geoms = parsed[~pd.isna(parsed)]
     if len(geoms):
         bounds = tuple(float(b) for b in shapely.total_bounds(geoms))
         if not any(np.isnan(bounds)):
             gcrs.check_extent(source_crs, bounds, label=str(src.path.name))
+    return parsed
 
 
 def _keep_source_rows(store: dict, batch, fids, private_columns: set[str] = frozenset()) -> None:

@@ -143,13 +143,20 @@ def merge(conn: psycopg.Connection, kind: Kind, run_id: int, now,
         return _merge_upsert(conn, kind, run_id, provided)
     finally:
         if bulk:
-            for indexdef in bulk:
-                conn.execute(indexdef)
+            for stmt in bulk:  # indexes, then foreign keys (whose checks use them)
+                conn.execute(stmt)
 
 
-def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list[str]:
-    """For a large load into an empty table, drop its GiST indexes (rebuilt after, in one sorted
-    pass, inside the same transaction) instead of growing them row by row."""
+def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list:
+    """For a large load into an empty table, drop its secondary indexes and its foreign keys (and
+    those of the tables that reference it), and return the statements that restore them after the
+    merge, inside the same transaction: each index is then built in one sorted pass and each foreign
+    key checked by one query, instead of per row (index insertions, one RI trigger per row and key).
+
+    Foreign keys to ``ingest.runs`` stay: dropping one would lock ``ingest.runs`` (ACCESS EXCLUSIVE)
+    until the commit, blocking every other job's run record. The primary key stays (the foreign
+    keys that reference it need it), and so do the unique indexes of the kinds merged with
+    INSERT ... ON CONFLICT (all but cadastral)."""
     schema, table = kind.table.split(".")
     staged = conn.execute("SELECT count(*) FROM stage").fetchone()[0]
     if staged < 20_000:
@@ -158,12 +165,25 @@ def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list[str]:
         sql.Identifier(schema, table))).fetchone()[0]
     if not empty:
         return []
+    # unique indexes stay for the kinds whose merge is an INSERT ... ON CONFLICT on them
     rows = conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
-        "AND indexdef ILIKE %s", (schema, table, "%USING gist%")).fetchall()
+        "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x "
+        "JOIN pg_class c ON c.oid = x.indexrelid "
+        "WHERE x.indrelid = %s::regclass AND NOT x.indisprimary AND (%s OR NOT x.indisunique) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)",
+        (kind.table, kind.name == "cadastral")).fetchall()
     for name, _ in rows:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
-    return [d for _, d in rows]
+    restore: list = [d for _, d in rows]
+    fks = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype = 'f' AND (conrelid = %s::regclass OR confrelid = %s::regclass) "
+        "AND confrelid <> 'ingest.runs'::regclass ORDER BY 1, 2", (kind.table, kind.table)).fetchall()
+    for rel, name, _ in fks:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.SQL(rel), sql.Identifier(name)))
+    restore += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+        sql.SQL(rel), sql.Identifier(name), sql.SQL(d)) for rel, name, d in fks]
+    return restore
 
 
 def _merge_upsert(conn: psycopg.Connection, kind: Kind, run_id: int,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from ingest.kinds import Kind
@@ -91,7 +93,8 @@ def normalise_geometry(geoms: np.ndarray, kind: Kind, rej: Rejector, invalid: st
     empty[present] = shapely.is_empty(geoms[present])
     rej.add(empty, "empty geometry")
     live = rej.ok
-    geoms[live] = shapely.force_2d(geoms[live])
+    if shapely.has_z(geoms[live]).any():
+        geoms[live] = shapely.force_2d(geoms[live])
 
     # multipoints of one point are points
     if kind.geometry == "point":
@@ -174,8 +177,16 @@ def convert_types(raw: pd.DataFrame, kind: Kind, resolved: dict, rej: Rejector) 
             continue
         col = raw[f.name]
         src = resolved.get(f.name) or f.name
-        notnull = col.notna() & ~col.astype(str).str.strip().isin(["", "nan", "None", "NaN"])
-        if f.type == "text":
+        fast = _clean_text(col) if f.type == "text" else None
+        if fast is not None:
+            notnull = fast[1]
+        elif _is_number(col):  # str() of a number is never "", "None" or, unless NaN, "nan"
+            notnull = col.notna()
+        else:
+            notnull = col.notna() & ~col.astype(str).str.strip().isin(["", "nan", "None", "NaN"])
+        if fast is not None:
+            vals = fast[0]
+        elif f.type == "text":
             vals = pd.Series(
                 [str(v).strip() or None if ok else None for v, ok in zip(col.to_numpy(dtype=object), notnull)],
                 index=col.index, dtype=object)
@@ -211,6 +222,68 @@ def convert_types(raw: pd.DataFrame, kind: Kind, resolved: dict, rej: Rejector) 
     return pd.DataFrame(out, index=raw.index)
 
 
+_NULL_TEXT = pa.array(["", "nan", "None", "NaN"])
+# str.strip() removes whitespace only, and whitespace is never a letter or a digit: a value that
+# starts and ends with a letter or a digit is its own strip()
+_STRIPPED = r"(?s)^[\p{L}\p{N}](.*[\p{L}\p{N}])?$"
+
+
+def _is_number(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+
+
+def _arrow_text(col: pd.Series) -> pa.Array | None:
+    """The column as an Arrow string array when every value is a str or missing, else None."""
+    if str(col.dtype) == "str" or isinstance(col.dtype, pd.StringDtype):
+        arr = pa.array(col, from_pandas=True)
+    elif col.dtype == object:
+        values = col.to_numpy(dtype=object)
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            return None
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    else:
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.string()) if arr.type != pa.string() else arr
+
+
+def _clean_text(col: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """A text field's (values, notnull) as the row-by-row code computes them, in Arrow: values
+    stripped, "", "nan", "None", "NaN" missing, "12.0" -> "12". Python touches only the rare values
+    that strip() or the ".0" rule may change. None when some value is not a str."""
+    arr = _arrow_text(col)
+    if arr is None:
+        return None
+    valid = arr.is_valid()
+    odd = pc.and_(valid, pc.invert(pc.fill_null(pc.match_substring_regex(arr, _STRIPPED), False)))
+    if pc.any(odd).as_py():
+        arr = pc.replace_with_mask(arr, odd, pa.array([v.strip() for v in arr.filter(odd).to_pylist()],
+                                                      pa.string()))
+    isnull = pc.or_(pc.invert(valid), pc.fill_null(pc.is_in(arr, _NULL_TEXT), False))
+    arr = pc.if_else(isnull, pa.scalar(None, pa.string()), arr)
+    dot0 = pc.fill_null(pc.ends_with(arr, ".0"), False)
+    if pc.any(dot0).as_py():
+        arr = pc.replace_with_mask(arr, dot0, pa.array(
+            [v[:-2] if v[:-2].isdigit() else v for v in arr.filter(dot0).to_pylist()], pa.string()))
+    notnull = pd.Series(pc.invert(isnull).to_numpy(zero_copy_only=False), index=col.index)
+    if arr.null_count == len(arr):  # the row-by-row code's .map() infers object for all-None
+        return pd.Series([None] * len(arr), index=col.index, dtype=object), notnull
+    out = arr.to_pandas()  # pandas' "str" dtype, as the row-by-row code's .map() infers
+    out.index = col.index
+    return out, notnull
+
+
+def _upper(col: pd.Series) -> pd.Series:
+    """str.upper() of the str values (vectorised when they are all ASCII)."""
+    arr = _arrow_text(col)
+    if arr is None or arr.null_count == len(arr) or pc.all(pc.string_is_ascii(arr)).as_py() is False:
+        return col.map(lambda v: v.upper() if isinstance(v, str) else v)
+    out = pc.ascii_upper(arr).to_pandas()
+    out.index = col.index
+    return out
+
+
 _ISO_DATE = r"^\s*\d{4}-\d{1,2}-\d{1,2}"
 
 
@@ -243,11 +316,11 @@ def check_codes(df: pd.DataFrame, kind: Kind, lookups: Lookups, rej: Rejector) -
         for name in ("lanes", "width_m", "maxspeed_kmh"):
             df[name] = df[name].mask(df[name] == 0)
     if kind.name == "cadastral":
-        lu = df["land_use"].map(lambda v: v.upper() if isinstance(v, str) else v)
+        lu = _upper(df["land_use"])
         df["land_use"] = lu
         unknown = lu.notna() & ~lu.isin(lookups.land_use)
         rej.add(unknown.to_numpy(), lambda i: f"unknown land-use code {lu.iloc[i]!r}")
-        ot = df["owner_type"].map(lambda v: v.upper() if isinstance(v, str) else v)
+        ot = _upper(df["owner_type"])
         df["owner_type"] = ot
         bad_ot = ot.notna() & ~ot.isin(lookups.owner_type)
         rej.add(bad_ot.to_numpy(), lambda i: f"unknown owner-type code {ot.iloc[i]!r}")

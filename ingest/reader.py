@@ -43,6 +43,7 @@ class Batch:
     attrs: pd.DataFrame          # source attributes, text already NFC Unicode
     wkb: np.ndarray              # source geometries as WKB (None for missing)
     fids: np.ndarray             # 1-based position of each feature in the layer
+    geoms: np.ndarray | None = None  # the parsed geometries, once parsed (see geometries())
 
 
 @dataclass
@@ -381,4 +382,6 @@ def _decide_encoding(source: Source, arr: pa.Array, explicit: str | None) -> str
 
 def geometries(batch: Batch) -> np.ndarray:
     """Shapely geometries of a batch (None where the WKB is missing or unreadable)."""
+    if batch.geoms is not None:
+        return batch.geoms
     return shapely.from_wkb(batch.wkb, on_invalid="ignore")
