@@ -15,8 +15,10 @@ What it does (bench/README.md '## Features API' has the results and how to read 
    recreates databases in). A database already holding the same file's N parcels is reused.
 2. Installs tipg and pygeoapi in their own virtual environments under ``bench/out/`` (once),
    and starts, each on a free loopback port with ONE worker process: ``gis serve`` (ours),
-   ``uvicorn tipg.main:app``, ``gunicorn pygeoapi.flask_app:APP`` (gthread, 4 threads), plus ours
-   with 2 workers as an extra row. All serve the same rows: the view ``cadastral.parcels_current``
+   ``uvicorn tipg.main:app`` (uvicorn[standard]), ``gunicorn pygeoapi.flask_app:APP`` (gthread, 4
+   threads), plus ours with 2 workers as an extra row (``ours2``); ``ours_patched`` runs ours with a
+   patched copy of ``api/`` and ``gis/`` ahead on PYTHONPATH (``--patched-api DIR``), and
+   ``ours@NAME=VALUE+...`` ours with these environment settings (e.g. ``GIS_API_STREAM_CHUNK=10000``). All serve the same rows: the view ``cadastral.parcels_current``
    with the same 8 properties, id ``parcel_id``, in CRS84.
 3. Checks that the servers answer the same features for a sample of every case's URLs.
 4. Load: ``wrk --latency`` (16 connections, fixed duration, ``bench/api_bench_rotate.lua``
@@ -24,8 +26,11 @@ What it does (bench/README.md '## Features API' has the results and how to read 
    a) items, random 200 m boxes centred on random parcels, limit=100;
    b) items, limit=1000 (no bbox) and items with boxes sized to hold about 1,000 parcels;
    c) single features /items/{id}, random ids.
-   d) the whole table paged at limit=10000 following ``next`` links with httpx (one client), and
+   d) the whole table paged at limit=10000 following ``next`` links with httpx (one client, which
+   parses every page), the same walk with curl (no parsing: the servers' own time), and
    ``ogr2ogr -f GPKG out.gpkg OAPIF:...`` of the whole layer (capped, default 10 minutes).
+   e) (``abort``) clients that go away: requests closed after their first 64 KB; the CPU each
+   server spends on them and the database connections it discards.
    For each case the "floor": PostgreSQL alone running our server's own SQL (which builds the
    GeoJSON text in the database) from psycopg, 1 connection (latency) and 16 (throughput), and
    ``EXPLAIN ANALYZE`` of one representative query.
