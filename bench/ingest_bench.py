@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="command that replaces `gis ingest` (e.g. a prototype under bench/); "
                          "the kind and file are appended")
     ap.add_argument("--patched", action="store_true",
-                    help="run `gis ingest` with the patched package of bench/patches.py "
+                    help="run `gis ingest` with the not-yet-applied patches of bench/patches.py "
                          "(bench/out/patched, built first) ahead of ingest/")
     ap.add_argument("--proto", default=None,
                     help="run `gis ingest` with these bench/proto.py prototypes applied (names or all)")
