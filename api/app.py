@@ -192,22 +192,27 @@ def create_app(
             503, "DatabaseUnavailable", "The database is unavailable; try again later."
         )
 
+    from api import parts
     from api.routes import router
-    from api.tiles import tiles_router
 
+    for part_router in parts.routers(settings):  # Tiles, Coverages, Processes, downloads, Records
+        app.include_router(part_router)  # before Features: a part may claim /collections/<fixed>/..
     app.include_router(router)
-    app.include_router(tiles_router(settings))  # OGC API Tiles and the web map (/map)
     app.mount("/static/gis", StaticFiles(directory=STATIC), name="static-gis")
     app.mount("/static/leaflet", StaticFiles(directory=assets["leaflet"]), name="static-leaflet")
     app.mount(
         "/static/swagger-ui", StaticFiles(directory=assets["swagger-ui"]), name="static-swagger"
     )
-    # open data: any web page may read it (GET only), and see the CRS and paging headers
+    # open data: any web page may read it (and run processes), and see the CRS, paging and
+    # download headers
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET"],
-        expose_headers=["Content-Crs", "Content-Language"],
+        allow_methods=["GET", "HEAD", "POST", "DELETE"],
+        expose_headers=[
+            "Content-Crs", "Content-Language", "Location", "ETag", "Last-Modified",
+            "Content-Range", "Accept-Ranges", "Content-Length",
+        ],
     )
     app.add_middleware(CatchAll)
     return app

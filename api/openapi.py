@@ -552,9 +552,9 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
                 ),
             }
         }
-    from api.tiles import openapi_paths
+    from api import parts
 
-    paths.update(openapi_paths())  # OGC API - Tiles
+    paths.update(parts.openapi_paths(snapshot))  # Tiles, Coverages, Processes, downloads, Records
     exc = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     return {
         "openapi": OPENAPI_VERSION,

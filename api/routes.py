@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from api import openapi
-from api import tiles as tiles_api
+from api import parts
 from api.features import PageReader, csv_text, filter_error
 from api.negotiation import MEDIA, language, negotiate
 from api.params import COMMON, check_params, cql2_available, item_query, items_query
@@ -127,10 +127,10 @@ def _conformance() -> list[str]:
     """The classes really implemented: CQL2 ones only when the translator is installed, and
     exactly those it declares (:data:`gis.cql2.CONFORMANCE`)."""
     if not cql2_available():
-        return list(CORE_CONFORMANCE) + tiles_api.CONFORMANCE
+        return list(CORE_CONFORMANCE) + parts.conformance()
     from gis import cql2
 
-    return CORE_CONFORMANCE + FILTER_CONFORMANCE + list(cql2.CONFORMANCE) + tiles_api.CONFORMANCE
+    return CORE_CONFORMANCE + FILTER_CONFORMANCE + list(cql2.CONFORMANCE) + parts.conformance()
 
 
 def _html(
@@ -188,7 +188,7 @@ async def landing(request: Request) -> Response:
                 "type": MEDIA["json"],
                 "title": "Collections",
             },
-            *tiles_api.landing_links(_base(request)),
+            *parts.landing_links(_base(request)),
         ],
     }
     if fmt == "html":
@@ -320,7 +320,7 @@ def _collection_doc(
             "title": "JSON Schema of the features (GeoJSON)",
         },
     ]
-    links += tiles_api.collection_links(_base(request), c.id)
+    links += parts.collection_links(_base(request), info)
     doc["links"] = links
     return doc
 
@@ -335,7 +335,8 @@ async def collections(request: Request) -> Response:
         "links": [_self_link(request, MEDIA[fmt]), *_alternates(request, META_FORMATS, fmt)],
         "collections": [
             _collection_doc(request, info, lang, fmt, False) for info in snap.collections.values()
-        ],
+        ]
+        + parts.extra_collections(request, lang),
         "crs": list(SUPPORTED_CRS),
     }
     if fmt == "html":
@@ -347,11 +348,15 @@ async def collections(request: Request) -> Response:
 
 @router.get("/collections/{collection_id}", include_in_schema=False)
 async def collection(request: Request, collection_id: str) -> Response:
-    info = _state(request).snapshot.get(collection_id)
+    snap = _state(request).snapshot
     check_params(request, COMMON)
     fmt = negotiate(request, META_FORMATS)
     lang = language(request)
-    doc = _collection_doc(request, info, lang, fmt, True)
+    doc = None
+    if collection_id not in snap.collections:  # a coverage or the records catalogue?
+        doc = parts.find_collection(request, collection_id, lang)
+    if doc is None:
+        doc = _collection_doc(request, snap.get(collection_id), lang, fmt, True)
     if fmt == "html":
         return _html(
             request, "collection.html", lang, _alternates(request, META_FORMATS, fmt), doc=doc

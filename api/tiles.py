@@ -66,13 +66,13 @@ def landing_links(base: str) -> list[dict]:
     ]
 
 
-def collection_links(base: str, collection_id: str) -> list[dict]:
-    """Links of a collection to its vector tilesets."""
-    return [{"href": f"{base}/collections/{collection_id}/tiles", "rel": REL_TILESETS_VECTOR, "type": JSON,
+def collection_links(base: str, info) -> list[dict]:
+    """Links of a feature collection (``info``: :class:`api.state.CollectionInfo`) to its vector tilesets."""
+    return [{"href": f"{base}/collections/{info.collection.id}/tiles", "rel": REL_TILESETS_VECTOR, "type": JSON,
              "title": "Vector tiles"}]
 
 
-def openapi_paths() -> dict:
+def openapi_paths(snapshot=None) -> dict:
     """The Tiles paths of the OpenAPI 3.0 document (:mod:`api.openapi`)."""
     def p(name: str, description: str, schema: dict | None = None, where: str = "path") -> dict:
         return {"name": name, "in": where, "required": where == "path", "description": description,
@@ -582,3 +582,4 @@ def tiles_router(settings: Settings, tile_settings: TileSettings | None = None) 
 
     map_routes(router, service)
     return router
+make_router = tiles_router  # the api.parts interface
