@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 import shapely
+from anyio import CancelScope
 from psycopg_pool import AsyncConnectionPool
 
 from api.state import CollectionInfo
@@ -64,6 +65,19 @@ def _python_finisher(q: FeatureQuery, shape: str) -> Callable[[list], list]:
         ]
 
     return finish
+
+
+async def _shielded(awaitable):
+    """Await a database call that a cancellation must not interrupt.
+
+    Starlette cancels a streaming response's task when the client goes away (an anyio cancel
+    scope, which cancels again at every await). Cancelled mid-query, psycopg sends a cancel
+    request and waits for it; cancelled again there it closes the connection, and the pool opens
+    a new one (fork + SCRAM authentication). Shielded, the call ends (a chunk or a capped count:
+    milliseconds, bounded by statement_timeout) and the connection goes back to the pool clean.
+    """
+    with CancelScope(shield=True):
+        return await awaitable
 
 
 class _Abandoned(Exception):
@@ -140,7 +154,7 @@ class PageReader:
 
     async def _read_chunk(self) -> list:
         assert self._cursor is not None
-        rows = await self._cursor.fetchmany(self.chunk)
+        rows = await _shielded(self._cursor.fetchmany(self.chunk))
         self._fetched += len(rows)
         if self._fetched > self.q.limit:  # the extra row: there is a next page
             self.page.has_more = True
@@ -153,12 +167,13 @@ class PageReader:
     async def _end_stream(self, exc: BaseException | None = None) -> None:
         cursor, self._cursor = self._cursor, None
         tx, self._tx = self._tx, None
-        try:
-            if cursor is not None and exc is None:
-                await cursor.close()
-        finally:
-            if tx is not None:
-                await tx.__aexit__(type(exc) if exc else None, exc, None)
+        with CancelScope(shield=True):
+            try:
+                if cursor is not None and exc is None:
+                    await cursor.close()
+            finally:
+                if tx is not None:
+                    await tx.__aexit__(type(exc) if exc else None, exc, None)
 
     def _account(self, rows: list) -> list:
         if not rows:
@@ -214,10 +229,14 @@ class PageReader:
         if not q.filtered and self.info.total is not None:
             return self.info.total
         if q.cursor is None and self.count_cap > 0 and self._conn is not None:
+            # this page alone shows more than count_cap features match (limit >= count_cap, or a
+            # deep offset): the capped count could only answer "more than cap", so skip it
+            if p.position + returned + (1 if p.has_more else 0) > self.count_cap:
+                return None
             stmt, params = count_sql(q, self.count_cap)
             try:
-                cur = await self._conn.execute(stmt, params)
-                n = (await cur.fetchone())[0]
+                cur = await _shielded(self._conn.execute(stmt, params))
+                n = (await _shielded(cur.fetchone()))[0]
             except psycopg.Error:
                 if raise_errors:
                     raise
@@ -232,14 +251,15 @@ class PageReader:
     async def close(self) -> None:
         """Return the connection to the pool (a half-read cursor is closed, its transaction
         rolled back; a connection left unusable is discarded by the pool)."""
-        try:
-            if self._cursor is not None or self._tx is not None:
-                await self._end_stream(exc=_Abandoned())
-        except Exception:  # the connection is discarded below if it is not clean
-            pass
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self.pool.putconn(conn)
+        with CancelScope(shield=True):  # also when the client went away (see _shielded)
+            try:
+                if self._cursor is not None or self._tx is not None:
+                    await self._end_stream(exc=_Abandoned())
+            except Exception:  # the connection is discarded below if it is not clean
+                pass
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await self.pool.putconn(conn)
 
     def next_cursor(self) -> Cursor | None:
         p = self.page
