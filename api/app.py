@@ -195,9 +195,10 @@ def create_app(
     from api import parts
     from api.routes import router
 
-    for part_router in parts.routers(settings):  # Tiles, Coverages, Processes, downloads, Records
-        app.include_router(part_router)  # before Features: a part may claim /collections/<fixed>/..
-    app.include_router(router)
+    claims, others = parts.routers(settings)  # Tiles, Coverages, Processes, downloads, Records
+    app.include_router(claims)  # a part's /collections/<fixed id>/... (the records catalogue)
+    app.include_router(router)  # Features: the hot paths, tried early
+    app.include_router(others)
     app.mount("/static/gis", StaticFiles(directory=STATIC), name="static-gis")
     app.mount("/static/leaflet", StaticFiles(directory=assets["leaflet"]), name="static-leaflet")
     app.mount(

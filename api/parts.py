@@ -8,6 +8,9 @@ Each part is a module that provides:
     links of the landing page;
 ``collection_links(base, info) -> list[dict]``
     links of a feature collection's document (``info`` is an :class:`api.state.CollectionInfo`);
+``collection_members(info, lang) -> dict``
+    members added to a feature collection's own document (``/collections/{id}``: contact,
+    source, lineage... of the records part), never overriding the Features members;
 ``extra_collections(request, lang) -> list[dict]``
     collection documents that are not feature collections (raster coverages, the records
     catalogue...), listed by ``/collections``;
@@ -16,8 +19,9 @@ Each part is a module that provides:
 ``openapi_paths(snapshot) -> dict``
     its paths of the OpenAPI document;
 ``make_router(settings) -> fastapi.APIRouter``
-    its routes. Parts' routers are included BEFORE the Features router, so a part may claim a fixed
-    path under ``/collections/...`` (e.g. ``/collections/catalog/items``).
+    its routes. They are tried AFTER the Features routes (the hot paths come first: Starlette tries
+    routes in order), except routes under a fixed collection id (``/collections/catalog/items``, a
+    literal second segment), which are tried before them so that a part may claim such a path.
 
 A module may leave out any of these; :func:`parts` gives the modules in a fixed order.
 """
@@ -25,6 +29,7 @@ A module may leave out any of these; :func:`parts` gives the modules in a fixed 
 from __future__ import annotations
 
 import importlib
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import cache
 from types import ModuleType
 
@@ -67,6 +72,15 @@ def collection_links(base: str, info) -> list[dict]:
     ]
 
 
+def collection_members(info, lang: str) -> dict:
+    """Members the parts add to a feature collection's own document."""
+    out: dict = {}
+    for m in parts():
+        if hasattr(m, "collection_members"):
+            out.update(m.collection_members(info, lang))
+    return out
+
+
 def extra_collections(request, lang: str) -> list[dict]:
     """Collection documents of the parts (not feature collections)."""
     return [
@@ -96,6 +110,34 @@ def openapi_paths(snapshot) -> dict:
     return paths
 
 
-def routers(settings) -> list:
-    """The routers of all parts, bound to the platform settings."""
-    return [m.make_router(settings) for m in parts() if hasattr(m, "make_router")]
+def _claims_collection(path: str) -> bool:
+    segments = path.split("/")
+    return len(segments) > 2 and segments[1] == "collections" and not segments[2].startswith("{")
+
+
+def routers(settings) -> tuple[list, list]:
+    """The routes of all parts, bound to the platform settings, as two routers.
+
+    Returns
+    -------
+    (before, after) : tuple of fastapi.APIRouter
+        ``before``: the routes that claim a fixed collection id (to be included before the
+        Features router); ``after``: all the others.
+    """
+    from fastapi import APIRouter
+
+    made = [m.make_router(settings) for m in parts() if hasattr(m, "make_router")]
+
+    @asynccontextmanager
+    async def lifespan(app):  # the parts' own lifespans (the job manager of processes...)
+        async with AsyncExitStack() as stack:
+            for r in made:
+                await stack.enter_async_context(r.lifespan_context(app))
+            yield
+
+    before, after = APIRouter(), APIRouter(lifespan=lifespan)
+    for r in made:
+        for route in r.routes:
+            claims = _claims_collection(getattr(route, "path", ""))
+            (before if claims else after).routes.append(route)
+    return before, after

@@ -245,3 +245,48 @@ def p_median(dsn, *, k, worldpop, zones, candidates, candidate_categories, exist
                               max_snap_m=max_snap_m, client=client, progress=steps.sub)
     steps.next()
     return out
+
+
+# --- checks before a job is queued ----------------------------------------------------------------
+#: analyses that need at least one facility (``categories``), and whether they look for them in
+#: the area of interest itself (True) or in it widened by about 2 km (False), as their runners do
+_NEED_FACILITIES = {"health.nearest": False, "health.access": False, "health.2sfca": False,
+                    "health.underserved": False, "logistics.service-areas": True}
+
+
+def precheck(analysis_id: str, dsn: str, values: dict) -> None:
+    """Check the inputs of an analysis against the database, cheaply, before it is run or queued.
+
+    What would otherwise only fail once a job runs (an area of interest that names no unit or
+    is empty, a facility set with no points) fails here, with the input named, so that the API
+    answers 400 at once instead of queuing a job bound to fail.
+
+    Parameters
+    ----------
+    analysis_id : str
+        Registry id, e.g. ``health.access``.
+    dsn : str
+    values : dict
+        Parameters already checked by :meth:`~gis.analysis.registry.Analysis.validate`.
+
+    Raises
+    ------
+    InputError
+        Naming the input (``aoi``, ``categories``).
+    """
+    from gis.analysis._common import EmptyInputError
+    from gis.analysis.layers import aoi_geometry
+    from gis.errors import InputError
+
+    aoi = values.get("aoi")
+    if aoi:
+        try:
+            aoi_geometry(dsn, aoi)
+        except InputError as exc:
+            raise type(exc)(f"Input aoi: {exc.message}") from None
+    if analysis_id in _NEED_FACILITIES and values.get("categories"):
+        area = aoi if _NEED_FACILITIES[analysis_id] else _grow(aoi, dsn)
+        try:
+            load_facilities(dsn, tuple(values["categories"]), aoi=area)
+        except EmptyInputError as exc:
+            raise EmptyInputError(f"Input categories: {exc.message}") from None

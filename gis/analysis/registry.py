@@ -126,6 +126,8 @@ class Analysis:
     keywords: tuple[str, ...] = ()
     geometry: bool = True
     extra: dict = field(default_factory=dict)
+    #: runs for long (a road graph, a population raster): OGC API - Processes runs it as a job only
+    long: bool = False
 
     @property
     def group(self) -> str:
@@ -185,7 +187,8 @@ class Analysis:
             "description": self.description,
             "version": "1.0.0",
             "keywords": list(self.keywords),
-            "jobControlOptions": ["sync-execute", "async-execute"],
+            "jobControlOptions": ["async-execute"] if self.long else ["sync-execute", "async-execute"],
+            "outputTransmission": ["value", "reference"],
             "inputs": {p.name: {"title": p.name.replace("_", " "), "description": p.description,
                                 "schema": p.schema(), "minOccurs": 1 if p.required else 0, "maxOccurs": 1}
                        for p in self.inputs},
@@ -277,7 +280,7 @@ ANALYSES: tuple[Analysis, ...] = (
                     enum=("cells", "parcels")),
               Param("worldpop", "string", "WorldPop raster (origins=cells).", format="path"),
               ZONES, CATEGORIES, DIRECTED, MAX_SNAP, AOI),
-             "one row per origin", ("health", "access")),
+             "one row per origin", ("health", "access"), long=True),
     Analysis("health.access", "Population within reach of a hospital", "Dân số trong tầm tiếp cận bệnh viện",
              "People within 1/3/5 km (straight line) and 10/20/30 min (road) of a hospital, per ward.",
              "gis.analysis.processes:access",
@@ -287,7 +290,7 @@ ANALYSES: tuple[Analysis, ...] = (
               Param("minutes", "array", "Travel-time thresholds.", default=(10.0, 20.0, 30.0), minimum=0,
                     exclusive_minimum=True, maximum=600, unit="min"),
               DIRECTED, MAX_SNAP, AOI),
-             "one row per ward", ("health", "access")),
+             "one row per ward", ("health", "access"), long=True),
     Analysis("health.2sfca", "2SFCA accessibility", "Chỉ số tiếp cận 2SFCA",
              "Two-step floating catchment accessibility (capacity = beds where known) per population cell.",
              "gis.analysis.processes:two_sfca",
@@ -300,7 +303,7 @@ ANALYSES: tuple[Analysis, ...] = (
               Param("per", "number", "Express per this many people.", default=1000.0, minimum=0,
                     exclusive_minimum=True),
               DIRECTED, MAX_SNAP, AOI),
-             "one row per population point: access", ("health", "2sfca")),
+             "one row per population point: access", ("health", "2sfca"), long=True),
     Analysis("health.underserved", "Underserved wards", "Phường thiếu dịch vụ y tế",
              "Wards whose 2SFCA accessibility is below a share of the city-wide ratio.",
              "gis.analysis.processes:underserved",
@@ -310,11 +313,11 @@ ANALYSES: tuple[Analysis, ...] = (
               Param("ratio", "number", "Underserved below this share of the city-wide ratio.", default=0.5,
                     minimum=0, exclusive_minimum=True, maximum=1),
               DIRECTED, MAX_SNAP, AOI),
-             "one row per ward, underserved first", ("health", "2sfca")),
+             "one row per ward, underserved first", ("health", "2sfca"), long=True),
     # --- logistics ---
     Analysis("logistics.od-matrix", "Ward-to-ward travel times", "Ma trận thời gian di chuyển giữa các phường",
              "Road travel time between every pair of ward centroids.", "gis.analysis.processes:od_matrix",
-             (ZONES, DIRECTED, MAX_SNAP, AOI), "one row per (origin, destination)", ("logistics", "od")),
+             (ZONES, DIRECTED, MAX_SNAP, AOI), "one row per (origin, destination)", ("logistics", "od"), long=True),
     Analysis("logistics.service-areas", "Service areas", "Vùng phục vụ",
              "Areas within 10/20/30 min by road of a set of facilities (isochrones).",
              "gis.analysis.processes:service_areas",
@@ -326,7 +329,7 @@ ANALYSES: tuple[Analysis, ...] = (
               Param("per_facility", "boolean", "One area per facility.", default=False),
               Param("worldpop", "string", "Optional WorldPop raster: people in each area.", format="path"),
               DIRECTED, MAX_SNAP, AOI),
-             "one polygon per threshold (and facility)", ("logistics", "isochrone")),
+             "one polygon per threshold (and facility)", ("logistics", "isochrone"), long=True),
     Analysis("logistics.od-flows", "Survey OD flows", "Luồng OD khảo sát",
              "Survey origin-destination flows summarised per ward (or district) or per corridor.",
              "gis.analysis.processes:od_flows",
@@ -351,7 +354,7 @@ ANALYSES: tuple[Analysis, ...] = (
               Param("coverage_min", "number", "Coverage threshold.", default=15.0, minimum=0,
                     exclusive_minimum=True, maximum=600, unit="min"),
               DIRECTED, MAX_SNAP, AOI),
-             "the chosen sites; attrs.summary: before/after", ("logistics", "location")),
+             "the chosen sites; attrs.summary: before/after", ("logistics", "location"), long=True),
 )
 
 REGISTRY: dict[str, Analysis] = {a.id: a for a in ANALYSES}
