@@ -250,8 +250,10 @@ def _collection_doc(
         "keywords": list(c.keywords),
         "itemType": "feature",
     }
-    if c.licence:
-        doc["license"] = c.licence
+    if c.licence_id or c.licence:  # an SPDX id where there is one; the statement as rights
+        doc["license"] = c.licence_id or c.licence
+        if c.licence_id and c.licence:
+            doc["rights"] = c.licence
     if c.attribution:
         doc["attribution"] = c.attribution
     extent: dict = {}
@@ -322,6 +324,9 @@ def _collection_doc(
     ]
     links += parts.collection_links(_base(request), info)
     doc["links"] = links
+    if is_self:  # metadata of the records part (contact, source, lineage, field schema...)
+        for key, value in parts.collection_members(info, lang).items():
+            doc.setdefault(key, value)
     return doc
 
 
@@ -741,3 +746,8 @@ async def item(request: Request, collection_id: str, feature_id: str) -> Respons
         extra = {"conformsTo": JSONFG_CONFORMS, "coordRefSys": q.crs.uri, "links": links}
     body = text[:-1] + b"," + orjson.dumps(extra)[1:]
     return Response(body, media_type=media, headers=headers)
+
+
+# Starlette tries routes in order: the feature routes, the hot paths, go first
+_HOT = ("/collections/{collection_id}/items/{feature_id}", "/collections/{collection_id}/items")
+router.routes.sort(key=lambda r: _HOT.index(r.path) if getattr(r, "path", None) in _HOT else len(_HOT))

@@ -8,11 +8,23 @@ exports all ask this module what they may show.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import psycopg
 
 from gis.errors import NotFoundError
+
+log = logging.getLogger("gis.catalog")
+
+#: Collection ids that no feature collection may take: ``/collections/catalog`` is the records
+#: catalogue of the API. Migration 0010 forbids them in ``gis_meta.collections`` (a CHECK
+#: constraint); :func:`load_catalog` also leaves out such a row, should a database lack it.
+RESERVED_IDS = frozenset({"catalog"})
+
+#: ISO 19115 maintenance frequency codes (``update_frequency``) accepted by the catalog
+FREQUENCIES = ("continual", "daily", "weekly", "fortnightly", "monthly", "quarterly", "biannually",
+               "annually", "asNeeded", "irregular", "notPlanned", "unknown")
 
 #: PostgreSQL type name -> (JSON Schema type, format)
 JSON_TYPES = {
@@ -33,6 +45,19 @@ class FieldInfo:
     title_vi: str | None = None
     title_en: str | None = None
     unit: str | None = None
+    description_vi: str | None = None
+    description_en: str | None = None
+
+    def title(self, lang: str = "en") -> str:
+        """The field's title in ``lang`` (the other language, then its name, when missing)."""
+        first, second = (self.title_vi, self.title_en) if lang == "vi" else (self.title_en, self.title_vi)
+        return first or second or self.name
+
+    def description(self, lang: str = "en") -> str | None:
+        """The field's description in ``lang`` (the other language when missing), or None."""
+        first, second = ((self.description_vi, self.description_en) if lang == "vi"
+                         else (self.description_en, self.description_vi))
+        return first or second
 
     @property
     def json_type(self) -> str:
@@ -41,6 +66,36 @@ class FieldInfo:
     @property
     def json_format(self) -> str | None:
         return JSON_TYPES.get(self.pg_type, ("string", None))[1]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A point of contact: a person or team, an e-mail address, an organisation."""
+
+    name: str | None
+    email: str | None
+    organisation: str | None = None
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """The catalogue itself and who publishes it (``gis_meta.publisher``, migration 0010)."""
+
+    title_vi: str
+    title_en: str
+    description_vi: str | None
+    description_en: str | None
+    name: str
+    contact: Contact
+    homepage: str | None = None
+    licence_id: str | None = None
+    licence_url: str | None = None
+
+    def title(self, lang: str = "en") -> str:
+        return self.title_vi if lang == "vi" else self.title_en
+
+    def description(self, lang: str = "en") -> str | None:
+        return self.description_vi if lang == "vi" else self.description_en
 
 
 @dataclass(frozen=True)
@@ -73,6 +128,26 @@ class Collection:
     min_zoom: int = 0
     max_zoom: int = 22
     extra: dict = field(default_factory=dict, compare=False)
+    # --- metadata (migration 0010); all optional --------------------------------------------
+    #: keywords by language (``keywords`` above is the legacy list, in both languages)
+    keywords_en: tuple[str, ...] = ()
+    keywords_vi: tuple[str, ...] = ()
+    #: SPDX identifier or expression of the licence, or "other" (``licence`` is the statement)
+    licence_id: str | None = None
+    licence_url: str | None = None
+    source_en: str | None = None
+    source_vi: str | None = None
+    source_urls: tuple[str, ...] = ()
+    #: how the data was processed (the runs themselves are in ``ingest.runs``)
+    lineage_en: str | None = None
+    lineage_vi: str | None = None
+    #: the ``ingest.runs.kind`` values whose runs load this layer
+    ingest_kinds: tuple[str, ...] = ()
+    #: ISO 19115 maintenance frequency (:data:`FREQUENCIES`)
+    update_frequency: str = "unknown"
+    contact: Contact | None = None
+    iso_topics: tuple[str, ...] = ()
+    eu_themes: tuple[str, ...] = ()
 
     def field(self, name: str) -> FieldInfo:
         """The public field called ``name``; :class:`NotFoundError` otherwise."""
@@ -92,11 +167,24 @@ class Collection:
     def description(self, lang: str = "en") -> str | None:
         return self.description_vi if lang == "vi" else self.description_en
 
+    def source(self, lang: str = "en") -> str | None:
+        """Where the data comes from, in ``lang`` (the other language when missing)."""
+        return (self.source_vi or self.source_en) if lang == "vi" else (self.source_en or self.source_vi)
+
+    def lineage(self, lang: str = "en") -> str | None:
+        """How the data was processed, in ``lang`` (the other language when missing)."""
+        return (self.lineage_vi or self.lineage_en) if lang == "vi" else (self.lineage_en or self.lineage_vi)
+
+    @property
+    def all_keywords(self) -> tuple[str, ...]:
+        """Every keyword of the layer, in both languages, without repeats."""
+        return tuple(dict.fromkeys((*self.keywords_en, *self.keywords_vi, *self.keywords)))
+
 
 _CATALOG_SQL = """
 SELECT c.id, c.relation_schema, c.relation_name, c.id_column, c.geometry_column, c.title_vi, c.title_en,
        c.description_vi, c.description_en, c.keywords, c.licence, c.attribution, c.datetime_start,
-       c.datetime_end, c.fields, c.min_zoom, c.max_zoom
+       c.datetime_end, c.fields, c.min_zoom, c.max_zoom, to_jsonb(c) AS meta
 FROM gis_meta.collections c
 WHERE c.public OR %(all)s
 ORDER BY c.sort_order, c.id
@@ -131,7 +219,10 @@ def load_catalog(conn: psycopg.Connection, include_private: bool = False) -> dic
     out: dict[str, Collection] = {}
     rows = conn.execute(_CATALOG_SQL, {"all": include_private}).fetchall()
     for (cid, schema, rel, id_col, geom_col, tvi, ten, dvi, den, kw, lic, attr, dts, dte, fields,
-         minz, maxz) in rows:
+         minz, maxz, meta) in rows:
+        if cid in RESERVED_IDS:
+            log.warning("catalog: collection id %r is reserved (the records catalogue); not published", cid)
+            continue
         cols = conn.execute(_COLUMNS_SQL, (schema, rel)).fetchall()
         if not cols:
             continue
@@ -143,7 +234,8 @@ def load_catalog(conn: psycopg.Connection, include_private: bool = False) -> dic
         declared = fields or {}
         public = tuple(  # in the relation's column order
             FieldInfo(name, types[name], declared[name].get("title_vi"), declared[name].get("title_en"),
-                      declared[name].get("unit"))
+                      declared[name].get("unit"), declared[name].get("description_vi"),
+                      declared[name].get("description_en"))
             for name in types
             if declared.get(name, {}).get("public") and name not in (geom_col, id_col)
         )
@@ -155,15 +247,55 @@ def load_catalog(conn: psycopg.Connection, include_private: bool = False) -> dic
             description_en=den, keywords=tuple(kw or ()), licence=lic, attribution=attr,
             datetime_start=dts if dts in types else None, datetime_end=dte if dte in types else None,
             fields=public, internal_fields=internal, id_type=types[id_col], min_zoom=minz, max_zoom=maxz,
+            **_metadata(meta or {}),
         )
     return out
+
+
+def _metadata(m: dict) -> dict:
+    """The metadata columns of a catalog row (``to_jsonb`` of it: absent before migration 0010)."""
+    def tup(key: str) -> tuple[str, ...]:
+        return tuple(v for v in (m.get(key) or ()) if v)
+
+    contact = None
+    if m.get("contact_name") or m.get("contact_email") or m.get("contact_organisation"):
+        contact = Contact(m.get("contact_name"), m.get("contact_email"), m.get("contact_organisation"))
+    freq = m.get("update_frequency") or "unknown"
+    return {
+        "keywords_en": tup("keywords_en"), "keywords_vi": tup("keywords_vi"),
+        "licence_id": m.get("licence_id"), "licence_url": m.get("licence_url"),
+        "source_en": m.get("source_en"), "source_vi": m.get("source_vi"), "source_urls": tup("source_urls"),
+        "lineage_en": m.get("lineage_en"), "lineage_vi": m.get("lineage_vi"),
+        "ingest_kinds": tup("ingest_kinds"),
+        "update_frequency": freq if freq in FREQUENCIES else "unknown",
+        "contact": contact, "iso_topics": tup("iso_topics"), "eu_themes": tup("eu_themes"),
+    }
+
+
+def load_publisher(conn: psycopg.Connection) -> Publisher | None:
+    """The catalogue's own description and publisher (``gis_meta.publisher``).
+
+    Returns
+    -------
+    Publisher or None
+        None on a database without migration 0010 or without the row.
+    """
+    if conn.execute("SELECT to_regclass('gis_meta.publisher')").fetchone()[0] is None:
+        return None
+    row = conn.execute(
+        "SELECT title_vi, title_en, description_vi, description_en, name, contact_name, contact_email, "
+        "homepage, licence_id, licence_url FROM gis_meta.publisher").fetchone()
+    if row is None:
+        return None
+    tvi, ten, dvi, den, name, cname, cemail, home, lic, licurl = row
+    return Publisher(tvi, ten, dvi, den, name, Contact(cname, cemail, name), home, lic, licurl)
 
 
 def _geometry_info(conn, schema: str, rel: str, col: str, formatted: str) -> tuple[str, int]:
     """Geometry type and SRID from the column's type modifier, else from geometry_columns."""
     import re
 
-    m = re.match(r"geometry\((\w+),\s*(\d+)\)", formatted or "", re.I)
+    m = re.match(r"geometry\((\w+),\s*(\d+)\)", formatted or "", re.IGNORECASE)
     if m:
         return m.group(1), int(m.group(2))
     row = conn.execute(

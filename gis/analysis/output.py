@@ -31,6 +31,7 @@ import pandas as pd
 from gis.analysis._common import STORAGE_CRS, metadata_json
 from gis.db import connect
 from gis.errors import GisError, InputError
+from gis.privacy import apply_minimum_count
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".geoparquet": "Parquet", ".csv": "CSV",
            ".geojson": "GeoJSON", ".json": "GeoJSON"}
@@ -80,6 +81,7 @@ def write_file(df, path: str | Path, *, layer: str | None = None) -> Path:
     InputError
         An unknown suffix, or a result without geometry to a geometry-only format.
     """
+    df = apply_minimum_count(df)  # gis.privacy: small counts of persons are never written
     p = Path(path)
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
@@ -213,6 +215,7 @@ def write_table(df, dsn: str, name: str, *, replace: bool = False, title: str | 
     import shapely
     from psycopg import sql
 
+    df = apply_minimum_count(df)  # gis.privacy: small counts of persons are never published
     if not isinstance(name, str) or not _NAME.match(name):
         raise InputError(f"--table {name!r}: use a lower-case name of letters, digits and _ "
                          "(starting with a letter, at most 63 characters).")

@@ -1,0 +1,269 @@
+"""OGC API - Records (the catalogue of the layers) and the DCAT feed, over the real API.
+
+``client`` (tests/api/conftest.py) is a TestClient of create_app on a database with the demo dataset
+ingested by the real jobs. OWSLib's Records client is run against a real uvicorn server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+
+import psycopg
+import pytest
+import uvicorn
+from api_helpers import link, next_link
+from fastapi.testclient import TestClient
+from owslib.ogcapi.records import Records
+from pyld import jsonld
+
+from api import records as api_records
+from api.app import create_app
+from api.settings import ApiSettings
+from api.state import load_snapshot
+from gis.settings import Settings
+
+REC = "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/"
+
+
+def _public_ids(db) -> list[str]:
+    from gis.catalog import load_catalog
+
+    return list(load_catalog(db))
+
+
+def test_conformance_and_landing_links(client):
+    conf = client.get("/conformance").json()["conformsTo"]
+    for c in ("record-core", "record-collection", "records-api", "searchable-catalog", "json", "html"):
+        assert REC + c in conf
+    landing = client.get("/").json()
+    dcat = [lk for lk in landing["links"] if lk["type"] == "application/ld+json"]
+    assert dcat and dcat[0]["rel"] == "describedby" and dcat[0]["href"].endswith("/catalog.jsonld")
+    assert link(landing, api_records.REL_CATALOG) == "/collections/catalog"
+    html = client.get("/?f=html").text
+    assert '<link rel="describedby" type="application/ld+json" href="http://testserver/catalog.jsonld">' in html
+
+
+def test_the_catalogue_collection(client, db):
+    listed = client.get("/collections").json()["collections"]
+    cat = [c for c in listed if c["id"] == "catalog"]
+    assert len(cat) == 1 and cat[0]["itemType"] == "record"
+    assert [c["id"] for c in listed if c.get("itemType") == "feature"] == _public_ids(db)
+    doc = client.get("/collections/catalog").json()
+    assert doc["id"] == "catalog" and doc["itemType"] == "record" and doc["type"] == "Catalog"
+    assert link(doc, "self").startswith("/collections/catalog")
+    assert any(lk["rel"] == "items" and lk["type"] == "application/geo+json" for lk in doc["links"])
+    x0, y0, x1, y1 = db.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                                "ST_Extent(geom) e FROM (SELECT geom FROM cadastral.parcels UNION ALL SELECT "
+                                "geom FROM planning.lots UNION ALL SELECT geom FROM city.buildings UNION ALL "
+                                "SELECT geom FROM city.roads UNION ALL SELECT geom FROM city.poi) g) s").fetchone()
+    assert doc["extent"]["spatial"]["bbox"][0] == pytest.approx([x0, y0, x1, y1])
+    page = client.get("/collections/catalog?f=html&lang=vi")
+    assert page.status_code == 200 and "Danh mục lớp dữ liệu" in page.text
+
+
+def test_records_list_every_public_layer_and_pages(client, db):
+    ids = _public_ids(db)
+    doc = client.get("/collections/catalog/items").json()
+    assert doc["type"] == "FeatureCollection" and doc["numberMatched"] == len(ids)
+    seen, url, pages = [], "/collections/catalog/items?limit=4", 0
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+        page = r.json()
+        assert page["numberReturned"] == len(page["features"]) <= 4
+        seen += [f["id"] for f in page["features"]]
+        url, pages = next_link(page), pages + 1
+    assert seen == ids and pages == -(-len(ids) // 4)
+    last = client.get(f"/collections/catalog/items?limit=4&offset={4 * (pages - 1)}").json()
+    assert link(last, "prev") is not None and link(last, "next") is None
+
+
+def _ids(client, query: str) -> set[str]:
+    r = client.get("/collections/catalog/items?limit=100&" + query)
+    assert r.status_code == 200, r.text
+    return {f["id"] for f in r.json()["features"]}
+
+
+def test_search_by_text_bbox_time_and_type(client, db):
+    assert _ids(client, "q=thửa đất") == {"parcels", "parcel-history"}
+    assert _ids(client, "q=thua dat") == {"parcels", "parcel-history"}  # accents do not count
+    assert _ids(client, "q=ROADS,benh vien") == {"roads", "poi"}
+    assert _ids(client, "q=nothing-like-this") == set()
+    x, y = db.execute("SELECT ST_X(geom), ST_Y(geom) FROM city.poi LIMIT 1").fetchone()
+    near = _ids(client, f"bbox={x - 1e-5},{y - 1e-5},{x + 1e-5},{y + 1e-5}")
+    assert "poi" in near and "wards-2025" not in near
+    assert _ids(client, "bbox=100,20,101,21") == set()
+    lo, hi = db.execute("SELECT min(approval_date), max(approval_date) FROM planning.lots_published").fetchone()
+    assert _ids(client, f"datetime={lo}/{hi}") == {"planning-lots"}  # the parcels start in 2024
+    assert _ids(client, "datetime=1990-01-01/1990-12-31") == set()
+    assert {"parcels", "parcel-history"} <= _ids(client, "datetime=2024-06-01T00:00:00Z/..")
+    assert _ids(client, "type=dataset") == set(_public_ids(db))
+    assert _ids(client, "type=service") == set()
+    assert _ids(client, "ids=roads,poi") == {"roads", "poi"}
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=x", "offset=-1", "bbox=1,2,3", "bbox=106,11,107,10",
+                                   "datetime=yesterday", "f=xml", "lang=fr", "nope=1", "q=a&q=b"])
+def test_bad_parameters_are_400(client, query):
+    r = client.get("/collections/catalog/items?" + query)
+    assert r.status_code == 400, (query, r.text)
+    body = r.json()
+    assert body["code"] and body["description"]
+
+
+@pytest.mark.parametrize("url", [
+    "/collections/catalog/items?bbox=1e400,0,1,1", "/collections/catalog/items?q=" + "x" * 600,
+    "/collections/catalog/items?limit=99999999999999999999", "/collections/catalog/items?offset=1000001",
+    "/collections/catalog/items?datetime=../..", "/collections/catalog/items?ids=&type=&q=",
+    "/collections/catalog/items?q=%00%ff", "/collections/catalog/items/%00", "/collections/catalog/items/"
+    + "é" * 300, "/collections/catalog?f=csv", "/catalog.jsonld?lang=vi", "/.well-known/dcat?x=1",
+    "/collections/catalog/queryables", "/collections/catalog/items?offset=500",
+])
+def test_odd_requests_never_fail_the_server(client, url):
+    r = client.get(url)
+    assert r.status_code < 500, (url, r.text)
+    if r.status_code >= 400:
+        assert set(r.json()) == {"code", "description"}
+
+
+def test_one_record_json_and_html(client, db):
+    r = client.get("/collections/catalog/items/parcels")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    rec = r.json()
+    assert rec["id"] == "parcels" and rec["properties"]["type"] == "dataset"
+    assert link(rec, "self") == "/collections/catalog/items/parcels"
+    assert link(rec, "collection") == "/collections/catalog"
+    assert link(rec, "items") == "/collections/parcels/items"
+    runs = db.execute("SELECT count(*) FROM ingest.runs WHERE kind = 'cadastral' AND outcome = 'loaded'").fetchone()[0]
+    assert rec["properties"]["lineage"]["runCount"] == runs == 2
+    html = client.get("/collections/catalog/items/parcels?f=html&lang=en").text
+    for text in ("opendata@hcmc-gis.example", "Cadastral parcels (in force)", "legal_area_m2", "m2",
+                 "cadastral_update.gpkg", "as needed", "CC0-1.0", "Downloads", "Văn phòng đăng ký đất đai"):
+        assert text in html, text
+    vi = client.get("/collections/catalog/items/parcels?f=html&lang=vi").text
+    assert "Tần suất cập nhật" in vi and "Số tờ bản đồ" in vi
+    missing = client.get("/collections/catalog/items/no-such-layer")
+    assert missing.status_code == 404 and "parcels" in missing.json()["description"]
+
+
+def test_catalogue_html_page_searches(client):
+    r = client.get("/collections/catalog/items?f=html&q=quy hoạch&lang=vi")
+    assert r.status_code == 200
+    assert "Lô quy hoạch" in r.text and "Thửa đất (hiện hành)" not in r.text
+    assert 'name="q" value="quy hoạch"' in r.text
+    everything = client.get("/collections/catalog/items?f=html&limit=2").text
+    assert "offset=2" in everything  # the next page
+
+
+def test_dcat_feed(client, db):
+    r = client.get("/catalog.jsonld")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/ld+json"
+    doc = r.json()
+    assert doc["@type"] == "dcat:Catalog"
+    assert [d["dct:identifier"] for d in doc["dcat:dataset"]] == _public_ids(db)
+    expanded = jsonld.expand(doc)
+    datasets = expanded[0]["http://www.w3.org/ns/dcat#dataset"]
+    assert len(datasets) == len(_public_ids(db))
+    for ds in datasets:
+        langs = {t["@language"] for t in ds["http://purl.org/dc/terms/title"]}
+        assert langs == {"vi", "en"}
+        assert ds["http://www.w3.org/ns/dcat#distribution"]
+        assert ds["http://www.w3.org/ns/dcat#contactPoint"]
+    assert client.get("/.well-known/dcat").json() == doc
+    assert client.get("/catalog.jsonld?f=json").status_code == 400
+
+
+def test_collection_page_shows_the_metadata_and_downloads(client, sample_dsn):
+    """The collection's HTML page: the members the records part gives (contact, source, lineage,
+    frequency, fields with units) and a Downloads section of its enclosure links."""
+    info = load_snapshot(sample_dsn, ApiSettings()).collections["parcels"]
+    doc = client.get("/collections/parcels").json()
+    assert link(doc, "describedby") is not None  # the record
+    members = api_records.collection_members(info, "en")
+    assert members["contacts"][0]["emails"][0]["value"] == "opendata@hcmc-gis.example"
+    assert {f["name"]: f for f in members["fields"]}["legal_area_m2"]["unit"] == "m2"
+    doc.update({k: v for k, v in members.items() if k not in doc})
+    doc["links"].append({"href": "http://testserver/downloads/parcels/parcels.gpkg", "rel": "enclosure",
+                         "type": "application/geopackage+sqlite3", "title": "GeoPackage", "length": 123456})
+    pages = client.app.state.pages
+    page = pages.render("collection.html", lang="en", base="http://testserver", self_url="http://testserver/x",
+                        alternates=[], doc=doc).body.decode()
+    for text in ("opendata@hcmc-gis.example", "Văn phòng đăng ký đất đai", "asNeeded", "legal_area_m2",
+                 "Legal area", "Downloads", "/downloads/parcels/parcels.gpkg", "123,456 bytes",
+                 "/collections/catalog/items/parcels?f=html"):
+        assert text in page, text
+    live = client.get("/collections/parcels?f=html").text
+    assert "Downloads" in live and "/collections/catalog/items/parcels?f=html" in live
+
+
+def test_openapi_declares_the_records_paths(client):
+    paths = client.get("/api").json()["paths"]
+    for p in ("/collections/catalog", "/collections/catalog/items", "/collections/catalog/items/{recordId}",
+              "/catalog.jsonld", "/.well-known/dcat"):
+        assert p in paths, p
+    names = {p["name"] for p in paths["/collections/catalog/items"]["get"]["parameters"] if "name" in p}
+    assert {"q", "bbox", "datetime", "limit", "offset", "type", "ids", "f"} <= names
+
+
+def test_downloads_appear_as_enclosures_and_distributions(dsn, tmp_path):
+    """A download in the registry of the publishing job (gis_meta.downloads) appears in the record
+    (enclosure link), on the record's page and in the DCAT feed (distribution with size and checksum)."""
+    path = tmp_path / "poi.csv"
+    path.write_bytes(b"poi_id,name,wkt\n")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("INSERT INTO gis_meta.downloads (collection_id, format, filename, media_type, size, sha256, "
+                  "data_version, feature_count) VALUES ('poi', 'csv', 'poi.csv', 'text/csv; charset=utf-8', "
+                  "%s, %s, 'v1', 0)", (path.stat().st_size, sha))
+    with TestClient(create_app(Settings(database_url=dsn), ApiSettings()), raise_server_exceptions=False) as c:
+        rec = c.get("/collections/catalog/items/poi").json()
+        enclosures = [lk for lk in rec["links"] if lk["rel"] == "enclosure"]
+        assert enclosures == [{"href": "http://testserver/downloads/poi/poi.csv", "rel": "enclosure",
+                               "type": "text/csv; charset=utf-8", "title": "CSV (geometry as WKT)",
+                               "length": path.stat().st_size}]
+        assert "text/csv" in {f["mediaType"] for f in rec["properties"]["formats"]}
+        assert "http://testserver/downloads/poi/poi.csv" in c.get("/collections/catalog/items/poi?f=html").text
+        feed = c.get("/catalog.jsonld").json()
+    ds = next(d for d in feed["dcat:dataset"] if d["dct:identifier"] == "poi")
+    dist = next(d for d in ds["dcat:distribution"] if "dcat:downloadURL" in d)
+    assert dist["dcat:mediaType"] == {"@id": "https://www.iana.org/assignments/media-types/text/csv"}
+    assert dist["spdx:checksum"]["spdx:checksumValue"]["@value"] == sha
+    assert dist["dcat:byteSize"]["@value"] == str(path.stat().st_size)
+    expanded = jsonld.expand(feed)[0]["http://www.w3.org/ns/dcat#dataset"]
+    poi = next(d for d in expanded if d["@id"] == "http://testserver/collections/poi")
+    urls = [d.get("http://www.w3.org/ns/dcat#downloadURL") for d in poi["http://www.w3.org/ns/dcat#distribution"]]
+    assert [{"@id": "http://testserver/downloads/poi/poi.csv"}] in urls
+
+
+@pytest.fixture
+def served_records(sample_dsn):
+    """A real uvicorn server on the sample database, in a thread."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(database_url=sample_dsn), ApiSettings())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_owslib_records_client(served_records, db):
+    w = Records(served_records)
+    assert w.records() == ["catalog"]
+    found = w.collection_items("catalog", q="thua dat")
+    assert {f["id"] for f in found["features"]} == {"parcels", "parcel-history"}
+    one = w.collection_item("catalog", "roads")
+    assert one["properties"]["title"] == "Roads"
+    everything = w.collection_items("catalog", limit=100)
+    assert everything["numberMatched"] == len(_public_ids(db))
