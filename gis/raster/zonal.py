@@ -67,6 +67,7 @@ __all__ = [
     "ZoneLayer",
     "compute_zonal",
     "weighted_stats",
+    "zonal_collection_id",
     "zonal_stats",
     "zonal_to_postgis",
     "zone_layer",
@@ -1179,6 +1180,11 @@ def zonal_to_postgis(
         key_cols = _check_relation(conn, layer)
         srid = _zone_srid(conn, layer)
         zone_crs = _zone_crs(conn, layer, srid)
+        # published as a feature collection when it has geometry in the storage CRS
+        publish = bool(with_geometry) and srid == 4326
+        collection_id = zonal_collection_id(table)
+        if publish:
+            _check_collection_id(conn, collection_id, target)
         ident = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(rel))
         g = sql.Identifier(layer.geom)
         row = conn.execute(
@@ -1292,6 +1298,8 @@ def zonal_to_postgis(
                             s=sql.Identifier(staging), g=g, rel=ident, k=sql.Identifier(layer.key)
                         )
                     )
+                if publish:
+                    _prepare_publication(conn, staging, layer)
                 conn.execute(
                     sql.SQL("ALTER TABLE stats.{} ADD PRIMARY KEY ({}, band)").format(
                         sql.Identifier(staging), sql.Identifier(layer.key)
@@ -1344,6 +1352,8 @@ def zonal_to_postgis(
                         duration,
                     ),
                 )
+                _register(conn, publish, collection_id, target, layer, key_cols, names, bands_l,
+                          grid, item, raster)
         except psycopg.errors.LockNotAvailable:
             raise GisError(
                 f"stats.{target} is in use by another session (a long transaction "
@@ -1359,6 +1369,129 @@ def zonal_to_postgis(
         bands=bands_l,
         duration_s=time.monotonic() - t0,
         statistics=names,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Publication in the catalog (gis_meta.collections)
+# ---------------------------------------------------------------------------------------------
+
+_STAT_TITLES = {
+    "count": ("Valid cells (coverage-weighted)", "Số ô hợp lệ (theo tỷ lệ phủ)"),
+    "sum": ("Sum", "Tổng"),
+    "mean": ("Mean", "Trung bình"),
+    "min": ("Minimum", "Nhỏ nhất"),
+    "max": ("Maximum", "Lớn nhất"),
+    "std": ("Standard deviation", "Độ lệch chuẩn"),
+    "frac": ("Fraction of the zone with data", "Tỷ lệ diện tích có dữ liệu"),
+}
+
+
+def zonal_collection_id(table: str) -> str:
+    """The catalog id under which ``stats.zonal_<table>`` is published: ``zonal-<table>``
+    (``_`` written ``-``).
+
+    >>> zonal_collection_id("pop2020_wards")
+    'zonal-pop2020-wards'
+    """
+    return "zonal-" + table.replace("_", "-")
+
+
+def _check_collection_id(conn, collection_id: str, target: str) -> None:
+    row = conn.execute(
+        "SELECT relation_schema || '.' || relation_name FROM gis_meta.collections WHERE id = %s "
+        "AND NOT (relation_schema = 'stats' AND relation_name = %s)",
+        (collection_id, target),
+    ).fetchone()
+    if row is not None:
+        raise InputError(
+            f"--table: the catalog already publishes {row[0]} as {collection_id!r}; choose "
+            "another --table name. Nothing was written."
+        )
+
+
+def _prepare_publication(conn, staging: str, layer: ZoneLayer) -> None:
+    """Type the geometry column (SRID 4326, the zones' geometry type)."""
+    from psycopg import sql
+
+    schema, table = layer.schema_table
+    row = conn.execute(
+        "SELECT type FROM geometry_columns WHERE f_table_schema = %s AND f_table_name = %s "
+        "AND f_geometry_column = %s",
+        (schema, table, layer.geom),
+    ).fetchone()
+    gtype = (row[0] if row else "GEOMETRY") or "GEOMETRY"
+    gtype = {
+        "POLYGON": "Polygon", "MULTIPOLYGON": "MultiPolygon", "POINT": "Point",
+        "MULTIPOINT": "MultiPoint", "LINESTRING": "LineString",
+        "MULTILINESTRING": "MultiLineString",
+    }.get(gtype.upper(), "Geometry")
+    conn.execute(
+        sql.SQL("ALTER TABLE stats.{} ALTER COLUMN geom TYPE geometry({}, 4326) "
+                "USING ST_SetSRID(geom, 4326)").format(sql.Identifier(staging), sql.SQL(gtype))
+    )
+
+
+def _register(conn, publish: bool, collection_id: str, target: str, layer: ZoneLayer,
+              key_cols: list[tuple[str, str]], names: list[str], bands: list[int], grid,
+              item: Any, raster) -> None:
+    """Publish ``stats.<target>`` in gis_meta.collections (public), or withdraw an earlier
+    publication of it when the new table cannot be published (no geometry, or not EPSG:4326).
+    Runs in the writing transaction, after the new table took its name."""
+    if not publish:
+        conn.execute(
+            "DELETE FROM gis_meta.collections "
+            "WHERE relation_schema = 'stats' AND relation_name = %s",
+            (target,),
+        )
+        return
+    from psycopg import sql
+
+    fields: dict[str, dict[str, Any]] = {}
+    id_column = "fid" if len(bands) > 1 else layer.key
+    if id_column == "fid":  # several rows (bands) per zone: a feature id of its own
+        conn.execute(
+            sql.SQL("ALTER TABLE stats.{} ADD COLUMN fid bigint GENERATED ALWAYS AS IDENTITY "
+                    "UNIQUE").format(sql.Identifier(target))
+        )
+    for c, _t in key_cols:
+        if c != id_column:
+            fields[c] = {"public": True, "title_en": c.replace("_", " "), "title_vi": c}
+    fields["band"] = {"public": True, "title_en": "Band", "title_vi": "Kênh"}
+    fields["band_name"] = {"public": True, "title_en": "Band name", "title_vi": "Tên kênh"}
+    fields["band_datetime"] = {
+        "public": True, "title_en": "Band time", "title_vi": "Thời gian kênh"
+    }
+    for s in names:
+        en, vi = _STAT_TITLES.get(s, (f"{s[1:].replace('_', '.')}th percentile",
+                                      f"Phân vị {s[1:].replace('_', '.')}"))
+        fields[s] = {"public": True, "title_en": en, "title_vi": vi}
+    source = getattr(item, "ref", None) or Path(str(raster)).name
+    band_names = ", ".join(grid.names[b - 1] for b in bands)
+    title_en = f"Zonal statistics of {source} ({band_names}) by {layer.name}"
+    title_vi = f"Thống kê vùng của {source} ({band_names}) theo {layer.name}"
+    conn.execute(
+        "INSERT INTO gis_meta.collections (id, relation_schema, relation_name, id_column, "
+        "geometry_column, title_vi, title_en, description_vi, description_en, keywords, licence, "
+        "attribution, public, fields, sort_order) VALUES "
+        "(%s, 'stats', %s, %s, 'geom', %s, %s, %s, %s, %s, %s, %s, true, %s, 210) "
+        "ON CONFLICT (id) DO UPDATE SET relation_schema = EXCLUDED.relation_schema, "
+        "relation_name = EXCLUDED.relation_name, id_column = EXCLUDED.id_column, "
+        "geometry_column = EXCLUDED.geometry_column, title_vi = EXCLUDED.title_vi, "
+        "title_en = EXCLUDED.title_en, description_vi = EXCLUDED.description_vi, "
+        "description_en = EXCLUDED.description_en, keywords = EXCLUDED.keywords, "
+        "licence = EXCLUDED.licence, attribution = EXCLUDED.attribution, public = true, "
+        "fields = EXCLUDED.fields",
+        (
+            collection_id, target, id_column, title_vi, title_en,
+            "Thống kê vùng (có trọng số theo tỷ lệ phủ của ô) của một lớp raster theo từng vùng.",
+            "Zonal statistics (weighted by each cell's coverage) of a raster per zone: "
+            + ", ".join(names) + ".",
+            ["statistics", "zonal", "raster", layer.name],
+            "derived; see the raster's licence",
+            "HCMC GIS platform (gis.raster.zonal)",
+            json.dumps(fields),
+        ),
     )
 
 
