@@ -335,6 +335,9 @@ def _collection_doc(
     providers = ", ".join(p.get("name", "") for p in stac.get("providers") or [] if p.get("name"))
     doc = {
         "id": pid,
+        # not a feature collection: clients that list collections as vector layers (GDAL's OAPIF
+        # driver) skip any itemType other than "feature"
+        "itemType": "coverage",
         "title": info.title,
         "description": stac.get("description") or "",
         "keywords": list(stac.get("keywords") or []),

@@ -435,11 +435,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gis-cmd", default=None,
                     help="command that replaces `gis ingest` (e.g. a prototype under bench/); "
                          "the kind and file are appended")
-    ap.add_argument("--patched", action="store_true",
-                    help="run `gis ingest` with the not-yet-applied patches of bench/patches.py "
-                         "(bench/out/patched, built first) ahead of ingest/")
-    ap.add_argument("--proto", default=None,
-                    help="run `gis ingest` with these bench/proto.py prototypes applied (names or all)")
     ap.add_argument("--label", default=None, help="label of the gis runs (default: gis ingest)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="repetitions (fresh databases each); the table shows the median run")
@@ -475,15 +470,6 @@ def main(argv: list[str] | None = None) -> int:
     gis_cmd = shlex.split(args.gis_cmd) if args.gis_cmd else [str(ROOT / ".venv" / "bin" / "gis"), "ingest"]
     label = args.label or "gis ingest"
     env = {**base_env, "DATABASE_URL": gis_dsn, "GIS_DATA_DIR": str(args.data_dir)}
-    if args.patched:
-        subprocess.run([sys.executable, str(ROOT / "bench" / "patches.py")], check=True)
-        env["PYTHONPATH"] = str(ROOT / "bench" / "out" / "patched")
-        label = args.label or "gis ingest (patched)"
-        results["patched"] = True
-    if args.proto:
-        gis_cmd = [sys.executable, str(ROOT / "bench" / "proto.py"), args.proto, "ingest"]
-        label = args.label or f"gis ingest (proto {args.proto})"
-        results["proto"] = args.proto
     conninfo, pwenv = ogr_conninfo(ogr_dsn)
     ogr_cmd = ["ogr2ogr", "-f", "PostgreSQL", f"PG:{conninfo}", str(path), "thua_dat",
                "-nln", "parcels_ogr", "-t_srs", "EPSG:4326",

@@ -805,6 +805,108 @@ def tiles_clear() -> None:
         typer.echo("The tile cache is empty.")
 
 
+# --- gis export / gis publish (open-data downloads) --------------------------------------------
+def _tile_packager():
+    """Build tile packages for gis.downloads through tiles.export (gis does not import tiles)."""
+    def package(dsn: str, collection_id: str, fmt: str, out: Path) -> None:
+        from tiles.export import export
+        from tiles.service import open_service
+        from tiles.settings import TileSettings
+
+        svc, conn = open_service(dsn, TileSettings(), None)  # rendered afresh: no server cache
+        try:
+            export(dsn, svc, svc.layer_list([collection_id]), out, fmt)
+        finally:
+            conn.close()
+
+    return package
+
+
+class _feature_progress:
+    """A rich progress counter of features on a terminal; silent otherwise."""
+
+    def __enter__(self):
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), "[progress.description]{task.description}",
+                                "{task.completed:,} features", TimeElapsedColumn(), transient=True)
+            self.bar.start()
+            self.tasks: dict = {}
+        return self
+
+    def update(self, label: str, done: int) -> None:
+        if self.bar is not None:
+            if label not in self.tasks:
+                self.tasks[label] = self.bar.add_task(label, total=None)
+            self.bar.update(self.tasks[label], completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("export")
+def export_cmd(
+    layer: Annotated[str, typer.Argument(help="A public collection id (see /collections), e.g. parcels.")],
+    fmt: Annotated[str, typer.Option("--format", help="gpkg, parquet (GeoParquet 1.1), fgb (FlatGeobuf), csv "
+                                                      "(WKT), geojson, geojsonseq, shp.zip, pmtiles, mbtiles.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="File (or folder) to write; default: "
+                                                              "LAYER.<suffix> in the current folder.")] = None,
+) -> None:
+    """Write one public layer to one file from one consistent snapshot (with a .sha256 beside it).
+
+    Only the catalog's public fields are written. The file is replaced atomically when complete: a
+    failed or interrupted export leaves the previous file as it was and no partial file.
+    """
+    from gis import db
+    from gis.downloads import check_format, export, filename
+
+    f = check_format(fmt)
+    settings = _settings()
+    dsn = db.ready(settings)
+    target = out if out is not None else Path(filename(layer, f.name))
+    with _feature_progress() as bar:
+        res = export(dsn, layer, f.name, target, tile_packager=_tile_packager(),
+                     progress=lambda n: bar.update(f"{layer} {f.name}", n))
+    typer.echo(res.summary())
+
+
+@app.command("publish")
+def publish_cmd(
+    layers: Annotated[Optional[list[str]], typer.Argument(help="Public collection ids (default: all).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even the downloads that are current.")] = False,
+    formats: Annotated[Optional[str], typer.Option("--format", help="Comma-separated formats (default: gpkg, "
+                                                                    "parquet, fgb, csv, geojson, geojsonseq, "
+                                                                    "shp.zip, pmtiles, mbtiles).")] = None,
+) -> None:
+    """Build the open-data downloads of the public layers whose data changed since their last build.
+
+    Files go to GIS_DATA_DIR/downloads/<layer>/ and are served by `gis serve` at /downloads/<layer>/<file>
+    (linked from each collection as rel=enclosure). Run it after an ingest; a layer whose data did not
+    change is not rebuilt.
+    """
+    from gis import db
+    from gis.downloads import PublishError, publish
+
+    settings = _settings()
+    dsn = db.ready(settings)
+    try:
+        with _feature_progress() as bar:
+            results = publish(dsn, settings.data_dir, layers or None, formats=_split_list(formats),
+                              force=force, tile_packager=_tile_packager(),
+                              progress=lambda cid, fmt, n: bar.update(f"{cid} {fmt}", n))
+    except PublishError as exc:
+        for r in exc.results:
+            typer.echo(r.summary())
+        raise
+    for r in results:
+        typer.echo(r.summary())
+    built = sum(r.built for r in results)
+    typer.echo(f"{built} download(s) built, {len(results) - built} current.")
+
+
 # --- gis serve ---------------------------------------------------------------------------------
 @app.command("serve")
 def serve_cmd(

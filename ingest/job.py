@@ -27,6 +27,7 @@ from gis.db import connect
 from gis.errors import GisError, InputError
 from ingest import merge as m
 from ingest.kinds import get_kind
+from ingest.loader import Loader, takes_direct_path
 from ingest.mapping import choose_mapping
 from ingest.normalise import Lookups, normalise_batch
 from ingest.reader import check_encoding_name, iter_batches, open_source
@@ -226,31 +227,41 @@ def run_ingest(
                     (kind.name, str(Path(path).resolve()), src.layer, src.checksum, result.source_crs,
                      mapping.name, json.dumps(_opts_json(opts)), _os_user(), started),
                 ).fetchone()[0]
-                m.create_stage(conn, kind)
+                _tune_session(conn)
+                now = opts.valid_from or conn.execute("SELECT now()").fetchone()[0]
+                # batch N is staged by a database thread while batch N+1 is read and normalised here
+                loader = Loader(conn, kind, run_id=run_id, valid_from=now,
+                                direct=takes_direct_path(conn, kind, src.count))
+                result.extra["direct_first_load"] = loader.direct
                 # personal data (owner names, id numbers) never leaves the database's private schema:
                 # not even into the rejects file
                 private_columns = {resolved[f.name] for f in kind.fields
                                    if f.private and resolved.get(f.name)}
-                for batch in iter_batches(src, opts.batch_size, encoding):
-                    result.read += len(batch.fids)
-                    # a wrong CRS fails the job before any coordinate is transformed
-                    batch.geoms = _check_extent(src, source_crs, batch)
-                    norm = normalise_batch(batch, kind, mapping, resolved, transformer.transform_geoms,
-                                           lookups, opts.invalid)
-                    result.repaired += norm.repaired
-                    result.skipped += norm.skipped
-                    if len(norm.rejects):
-                        rejects.append(norm.rejects)
-                        _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
-                    m.copy_rows(conn, kind, norm.rows)
-                    if progress:
-                        progress(result.read, src.count)
+                try:
+                    loader.start()
+                    for batch in iter_batches(src, opts.batch_size, encoding):
+                        result.read += len(batch.fids)
+                        # a wrong CRS fails the job before any coordinate is transformed
+                        batch.geoms = _check_extent(src, source_crs, batch)
+                        norm = normalise_batch(batch, kind, mapping, resolved, transformer.transform_geoms,
+                                               lookups, opts.invalid)
+                        result.repaired += norm.repaired
+                        result.skipped += norm.skipped
+                        if len(norm.rejects):
+                            rejects.append(norm.rejects)
+                            _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
+                        loader.put(norm.rows)
+                        if progress:
+                            progress(result.read, src.count)
+                    loader.finish()
+                finally:
+                    loader.abort()  # an error or an interruption: stop the worker before the rollback
                 result.text_encoding = src.text_encoding
-                problems = m.stage_problems(conn, kind)
+                problems = m.stage_problems(conn, kind, first_load=loader.direct)
                 if problems:
                     extra = pd.DataFrame(problems, columns=["fid", "reason"])
                     rejects.append(extra)
-                    m.drop_rejected(conn, [int(f) for f in extra["fid"]])
+                    m.drop_rejected(conn, [int(f) for f in extra["fid"]], direct=loader.direct)
                     source_rows.update({int(f): {} for f in extra["fid"] if int(f) not in source_rows})
                 all_rejects = pd.concat(rejects) if rejects else pd.DataFrame(columns=["fid", "reason"])
                 result.rejected = len(all_rejects)
@@ -268,10 +279,10 @@ def run_ingest(
                         + (f"Reasons per feature: {result.rejects_path}. " if result.rejects_path else "")
                         + f"Fix the file, or allow rejects with --max-rejects (now {opts.max_rejects})."
                     )
-                now = opts.valid_from or conn.execute("SELECT now()").fetchone()[0]
                 provided = ({t for t, col in resolved.items() if col is not None} | set(mapping.constants)
                             | {t for t, r in mapping.rules.items() if r.default is not None})
-                counts = m.merge(conn, kind, run_id, now, provided)
+                counts = m.merge(conn, kind, run_id, now, provided,
+                                 restore=loader.restore if loader.direct else None)
                 result.inserted, result.updated = counts.inserted, counts.updated
                 result.unchanged, result.retired = counts.unchanged, counts.retired
                 result.loaded = counts.inserted + counts.updated
@@ -315,6 +326,14 @@ def run_ingest(
         raise _internal_error(dsn, result, started, opts, t0, exc) from exc
     result.duration_s = time.monotonic() - t0
     return result
+
+
+def _tune_session(conn: psycopg.Connection) -> None:
+    """Memory for the job's transaction: sorts and hashes of the checks and the merge in memory,
+    index rebuilds in one pass (never less than the server's own settings)."""
+    for name, size in (("work_mem", "64MB"), ("maintenance_work_mem", "256MB")):
+        conn.execute("SELECT set_config(%s, %s, true) WHERE pg_size_bytes(current_setting(%s)) < pg_size_bytes(%s)",
+                     (name, size, name, size))
 
 
 def _internal_error(dsn, result: RunResult, started, opts, t0, exc: Exception) -> GisError:

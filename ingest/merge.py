@@ -6,14 +6,20 @@ All statements run inside the job's single transaction; identifiers are composed
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from ingest.kinds import Kind
+
+#: The job's temporary staging tables (their names appear in the job's statements as they are).
+STAGE_TABLES = ("stage", "stage_batch")
 
 PG_TYPES = {"text": "text", "int": "int8", "float": "float8", "date": "date", "bool": "bool"}
 
@@ -28,46 +34,167 @@ class MergeCounts:
     retired: int = 0
 
 
-def create_stage(conn: psycopg.Connection, kind: Kind) -> None:
+def create_stage(conn: psycopg.Connection, kind: Kind, table: str = "stage") -> None:
     """A temporary staging table for the kind's fields (dropped at commit or rollback)."""
     cols = [sql.SQL("fid int8")]
     cols += [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(PG_TYPES[f.type])) for f in kind.fields]
     cols.append(sql.SQL("geom bytea NOT NULL"))
-    conn.execute(sql.SQL("CREATE TEMP TABLE stage ({}) ON COMMIT DROP").format(sql.SQL(", ").join(cols)))
+    cols.append(sql.SQL("geom_md5 text NOT NULL"))  # md5(geom), computed by the client (see copy_rows)
+    if table not in STAGE_TABLES:
+        raise ValueError(f"not a staging table: {table!r}")
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.SQL(table), sql.SQL(", ").join(cols)))
 
 
-def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame) -> int:
-    """Binary COPY of normalised rows into the staging table."""
+def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame, table: str = "stage") -> int:
+    """Binary COPY of normalised rows into the staging table.
+
+    The COPY data is built column by column with Arrow (:func:`encode_binary_copy`); a batch with
+    values of other types (dates, booleans, a text field holding non-text values) goes through
+    psycopg's row-by-row dumpers instead.
+    """
     if rows.empty:
         return 0
-    names = ["fid", *kind.field_names, "geom"]
-    types = ["int8", *[PG_TYPES[f.type] for f in kind.fields], "bytea"]
-    columns = []
-    for name in names:
-        col = rows[name]
-        if col.dtype == object:
-            arr = col.to_numpy()
-            arr = np.where(pd.isna(arr), None, arr) if name != "geom" else arr
-        else:
-            arr = col.astype(object).where(col.notna(), None).to_numpy()
-        columns.append(arr.tolist())
-    stmt = sql.SQL("COPY stage ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.SQL(", ").join(map(sql.Identifier, names)))
+    names = ["fid", *kind.field_names, "geom", "geom_md5"]
+    types = ["int8", *[PG_TYPES[f.type] for f in kind.fields], "bytea", "text"]
+    if "geom_md5" not in rows:
+        rows = rows.assign(geom_md5=geom_md5(rows["geom"]))
+    if table not in STAGE_TABLES:
+        raise ValueError(f"not a staging table: {table!r}")
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.SQL(table), sql.SQL(", ").join(map(sql.Identifier, names)))
+    data = encode_binary_copy([(t, rows[name]) for name, t in zip(names, types)])
     with conn.cursor().copy(stmt) as copy:
+        if data is not None:
+            for chunk in data:
+                copy.write(chunk)
+            return len(rows)
         copy.set_types(types)
+        columns = []
+        for name in names:
+            col = rows[name]
+            if col.dtype == object:
+                arr = col.to_numpy()
+                arr = np.where(pd.isna(arr), None, arr) if name != "geom" else arr
+            else:
+                arr = col.astype(object).where(col.notna(), None).to_numpy()
+            columns.append(arr.tolist())
         for row in zip(*columns):
             copy.write_row(row)
     return len(rows)
 
 
-def stage_problems(conn: psycopg.Connection, kind: Kind) -> list[tuple[int, str]]:
-    """Problems only visible across the whole file: duplicate natural keys, unknown lineage parents."""
+def geom_md5(geoms: pd.Series) -> list[str]:
+    """The md5 (hex) of each geometry's EWKB: part of the row hash, computed by the client rather
+    than by the server (PostgreSQL's md5() of a bytea is the hex digest of the same bytes)."""
+    return [hashlib.md5(g).hexdigest() for g in geoms.tolist()]
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+
+
+def _fixed_width_binary(data: bytes, width: int, n: int) -> pa.Array:
+    """n values of ``width`` bytes each, as an Arrow binary array (no copy of ``data``)."""
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _lengths(lens: np.ndarray) -> pa.Array:
+    """The 4-byte big-endian length words of a binary COPY (-1: NULL)."""
+    return _fixed_width_binary(lens.astype(">i4").tobytes(), 4, len(lens))
+
+
+def _copy_field(pg_type: str, col: pd.Series) -> tuple[pa.Array | pa.Scalar, pa.Array] | None:
+    """(length words, payloads) of one column of a binary COPY, or None when the column holds
+    values this encoder does not handle."""
+    n = len(col)
+    if pg_type in ("int8", "float8"):
+        if not (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)):
+            return None
+        if pg_type == "int8" and not pd.api.types.is_integer_dtype(col.dtype):
+            return None
+        null = col.isna().to_numpy(dtype=bool)
+        np_type, be_type = (np.int64, ">i8") if pg_type == "int8" else (np.float64, ">f8")
+        values = col.to_numpy(dtype=np_type, na_value=0)
+        if not null.any():
+            return pa.scalar(b"\x00\x00\x00\x08", pa.binary()), _fixed_width_binary(
+                values.astype(be_type).tobytes(), 8, n)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.where(null, 0, 8), out=offsets[1:])
+        payload = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                         pa.py_buffer(values[~null].astype(be_type).tobytes())])
+        return _lengths(np.where(null, -1, 8)), payload
+    if pg_type in ("text", "bytea"):
+        if pg_type == "text":
+            if str(col.dtype) == "str" or isinstance(col.dtype, pd.StringDtype):
+                arr = pa.array(col, from_pandas=True)
+            else:
+                values = col.to_numpy(dtype=object)
+                if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                    return None
+                arr = pa.array(values, type=pa.string(), from_pandas=True)
+        elif isinstance(col.dtype, pd.ArrowDtype) and pa.types.is_binary(col.dtype.pyarrow_dtype):
+            arr = pa.array(col)  # Arrow-backed (normalise's EWKB): no copy
+        else:
+            values = col.to_numpy(dtype=object)
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("bytes", "empty"):
+                return None
+            arr = pa.array(values, type=pa.binary(), from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.type != pa.binary():
+            arr = arr.cast(pa.string()).cast(pa.binary())
+        lens = pc.binary_length(arr).to_numpy(zero_copy_only=False)
+        if arr.null_count:
+            lens = np.where(arr.is_null().to_numpy(zero_copy_only=False), -1, lens)
+            arr = arr.fill_null(b"")
+        return _lengths(lens), arr
+    return None
+
+
+def encode_binary_copy(columns: list[tuple[str, pd.Series]]) -> list | None:
+    """PostgreSQL binary COPY data of typed columns (``int8``, ``float8``, ``text``, ``bytea``),
+    built column-wise with Arrow: per row the field count, then per field its length word and
+    payload, joined row by row in one Arrow kernel. Returns the chunks to write, or None when some
+    column holds values of another type.
+
+    Parameters
+    ----------
+    columns : list of (str, pandas.Series)
+        PostgreSQL type and values of each column, in the COPY's column order; missing values
+        (None, NaN, NA) are written as NULL.
+    """
+    parts: list = [pa.scalar(len(columns).to_bytes(2, "big"), pa.binary())]
+    for pg_type, col in columns:
+        field = _copy_field(pg_type, col)
+        if field is None:
+            return None
+        parts.extend(field)
+    try:
+        rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.binary()))
+    except (pa.ArrowCapacityError, pa.ArrowInvalid):  # a batch over 2 GB: row by row
+        return None
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=rows.offset * 4)
+    body = memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
+    return [_COPY_HEADER, body, _COPY_TRAILER]
+
+
+def stage_problems(conn: psycopg.Connection, kind: Kind, *, first_load: bool = False) -> list[tuple[int, str]]:
+    """Problems only visible across the whole file: duplicate natural keys, unknown lineage parents.
+
+    ``first_load``: the kind's table was empty when the job started (a :class:`Loader` in direct
+    mode has inserted the staged rows already), so no lineage parent can be a parcel in force.
+    """
     key = sql.SQL(", ").join(map(sql.Identifier, kind.key))
+    # the keys that occur more than once (a hash aggregate over the stage), then their features; the
+    # key's text form groups NULLs together, as PARTITION BY does
     dup = conn.execute(sql.SQL(
-        "SELECT fid, kv, fids FROM (SELECT fid, ({key})::text AS kv, "
-        "array_agg(fid) OVER (PARTITION BY {key} ORDER BY fid "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS fids FROM stage) d "
-        "WHERE cardinality(fids) > 1"
+        "WITH k AS (SELECT fid, ({key})::text AS kv FROM stage), "
+        "d AS (SELECT kv FROM k GROUP BY kv HAVING count(*) > 1) "
+        "SELECT k.fid, k.kv, array_agg(k.fid) OVER (PARTITION BY k.kv ORDER BY k.fid "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS fids FROM k JOIN d USING (kv) ORDER BY k.fid"
     ).format(key=key)).fetchall()
     problems = []
     for fid, kv, fids in dup:
@@ -75,7 +202,16 @@ def stage_problems(conn: psycopg.Connection, kind: Kind) -> list[tuple[int, str]
         shown = ", ".join(map(str, others[:5])) + (", ..." if len(others) > 5 else "")
         problems.append((fid, f"duplicate natural key {kv} ({', '.join(kind.key)}): also at feature"
                               f"{'s' if len(others) > 1 else ''} {shown} ({len(fids)} features share it)"))
-    if kind.name == "cadastral":
+    if kind.name == "cadastral" and first_load:
+        # the table held no parcel when the job started: every parent reference names no parcel in
+        # force (the query below, against the parcels of before this job)
+        rows = conn.execute("""
+            SELECT s.fid, trim(r) FROM stage s, unnest(string_to_array(s.parents, ';')) AS r
+            WHERE s.parents IS NOT NULL AND trim(r) <> ''
+        """).fetchall()
+        problems += [(fid, f"lineage parent {ref!r} is not a parcel in force (expected 'sheet/parcel')")
+                     for fid, ref in rows]
+    elif kind.name == "cadastral":
         rows = conn.execute("""
             WITH refs AS (
                 SELECT s.fid, s.commune_code, trim(r) AS ref
@@ -109,31 +245,48 @@ def stage_problems(conn: psycopg.Connection, kind: Kind) -> list[tuple[int, str]
     return problems
 
 
-def drop_rejected(conn: psycopg.Connection, fids: list[int]) -> None:
-    if fids:
-        conn.execute("DELETE FROM stage WHERE fid = ANY(%s)", (fids,))
+def drop_rejected(conn: psycopg.Connection, fids: list[int], *, direct: bool = False) -> None:
+    """Remove rejected features from the stage (``direct``: and the rows a direct first load
+    inserted for them already, see :mod:`ingest.loader`)."""
+    if not fids:
+        return
+    if direct:
+        conn.execute("DELETE FROM private.parcel_owners WHERE parcel_id IN "
+                     "(SELECT new_id FROM stage WHERE fid = ANY(%s))", (fids,))
+        conn.execute("DELETE FROM cadastral.parcels WHERE parcel_id IN "
+                     "(SELECT new_id FROM stage WHERE fid = ANY(%s))", (fids,))
+    conn.execute("DELETE FROM stage WHERE fid = ANY(%s)", (fids,))
 
 
 # -- merges ---------------------------------------------------------------------------------------
-def _hash_expr(fields: list[str]) -> sql.Composable:
-    return sql.SQL("md5(ROW({})::text || md5(s.geom))").format(
+def hash_expr(fields: list[str]) -> sql.Composable:
+    # s.geom_md5 = md5(s.geom), staged by the client
+    return sql.SQL("md5(ROW({})::text || s.geom_md5)").format(
         sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(f)) for f in fields))
 
 
-def _geom_expr(kind: Kind) -> sql.Composable:
+def geom_expr(kind: Kind) -> sql.Composable:
     if kind.geometry == "point":
         return sql.SQL("ST_GeomFromEWKB(s.geom)")
     return sql.SQL("ST_Multi(ST_GeomFromEWKB(s.geom))")
 
 
 def merge(conn: psycopg.Connection, kind: Kind, run_id: int, now,
-          provided: set[str] | None = None) -> MergeCounts:
+          provided: set[str] | None = None, *, restore: list | None = None) -> MergeCounts:
     """Merge the staging table into the kind's table.
 
     ``provided`` names the fields the source file carries (a column or a constant of the mapping);
     an update of an existing row leaves the other fields as they are: a file without a population
     column says nothing about population, it does not erase the one another source gave.
+
+    ``restore``: the rows are in the table already (a direct first load, :mod:`ingest.loader`);
+    these statements rebuild the indexes and foreign keys it dropped.
     """
+    if restore is not None:
+        for stmt in restore:  # indexes, then foreign keys (whose checks use them)
+            conn.execute(stmt)
+        inserted = conn.execute("SELECT count(*) FROM stage").fetchone()[0]
+        return MergeCounts(inserted=inserted)
     bulk = _bulk_first_load(conn, kind)
     try:
         if kind.name == "cadastral":
@@ -165,6 +318,14 @@ def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list:
         sql.Identifier(schema, table))).fetchone()[0]
     if not empty:
         return []
+    return drop_for_bulk_load(conn, kind)
+
+
+def drop_for_bulk_load(conn: psycopg.Connection, kind: Kind) -> list:
+    """Drop the secondary indexes and the foreign keys of the kind's (empty) table and of the tables
+    referencing it, except those to ``ingest.runs``; return the statements that restore them
+    (indexes first, then the foreign keys, validated)."""
+    schema, table = kind.table.split(".")
     # unique indexes stay for the kinds whose merge is an INSERT ... ON CONFLICT on them
     rows = conn.execute(
         "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x "
@@ -192,7 +353,7 @@ def _merge_upsert(conn: psycopg.Connection, kind: Kind, run_id: int,
     fields = [f.name for f in kind.fields]
     cols = sql.SQL(", ").join(map(sql.Identifier, [*fields, "run_id", "row_hash", "geom"]))
     sel = sql.SQL(", ").join([*(sql.SQL("s.{}").format(sql.Identifier(f)) for f in fields),
-                              sql.Placeholder("run_id"), _hash_expr(fields), _geom_expr(kind)])
+                              sql.Placeholder("run_id"), hash_expr(fields), geom_expr(kind)])
     updated = [c for c in fields if c not in kind.key and (provided is None or c in provided)]
     upd = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                              for c in [*updated, "run_id", "row_hash", "geom"])
@@ -228,7 +389,7 @@ def _merge_planning(conn: psycopg.Connection, kind: Kind, run_id: int) -> MergeC
     hash_fields = ["plan_name", *lot_fields]
     cols = sql.SQL(", ").join(map(sql.Identifier, ["plan_id", *lot_fields, "run_id", "row_hash", "geom"]))
     sel = sql.SQL(", ").join([sql.SQL("p.plan_id"), *(sql.SQL("s.{}").format(sql.Identifier(f)) for f in lot_fields),
-                              sql.Placeholder("run_id"), _hash_expr(hash_fields), _geom_expr(kind)])
+                              sql.Placeholder("run_id"), hash_expr(hash_fields), geom_expr(kind)])
     upd = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                              for c in [*lot_fields[1:], "run_id", "row_hash", "geom"])
     q = sql.SQL("""
@@ -245,16 +406,26 @@ def _merge_planning(conn: psycopg.Connection, kind: Kind, run_id: int) -> MergeC
     return MergeCounts(inserted=ins, updated=upd_n, unchanged=staged - ins - upd_n)
 
 
+def parcel_id_sequence(conn: psycopg.Connection) -> str:
+    """The sequence of cadastral.parcels.parcel_id, resolved once (pg_get_serial_sequence() in a
+    per-row expression is evaluated for every row)."""
+    return conn.execute("SELECT pg_get_serial_sequence('cadastral.parcels', 'parcel_id')").fetchone()[0]
+
+
 def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> MergeCounts:
     hashed = ["land_use", "legal_area_m2", "address", "owner_type", "owner_name", "id_number",
               "source", "licence"]
+    # new_id: the parcel_id of the version a new or changed row will insert, drawn here so that the
+    # owners are inserted straight from cmp, without a join back to the parcels on the natural key
     conn.execute(sql.SQL("""
         CREATE TEMP TABLE cmp ON COMMIT DROP AS
-        SELECT s.*, {h} AS h, p.parcel_id AS old_id, p.row_hash AS old_hash, p.valid_from AS old_from
-        FROM stage s LEFT JOIN cadastral.parcels p
-          ON p.valid_to IS NULL AND p.commune_code = s.commune_code
-         AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
-    """).format(h=_hash_expr(hashed)))
+        SELECT q.*, CASE WHEN q.old_id IS NULL OR q.old_hash <> q.h THEN nextval({seq}::regclass) END AS new_id
+        FROM (SELECT s.*, {h} AS h, p.parcel_id AS old_id, p.row_hash AS old_hash, p.valid_from AS old_from
+              FROM stage s LEFT JOIN cadastral.parcels p
+                ON p.valid_to IS NULL AND p.commune_code = s.commune_code
+               AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
+              OFFSET 0) q  -- OFFSET 0: the hash computed once per row, not once per reference
+    """).format(h=hash_expr(hashed), seq=sql.Literal(parcel_id_sequence(conn))))
     # An edition older than what the database knows of a parcel (a version after this edition's date,
     # or a retirement at or after it) does not overwrite it: re-running an older file is a no-op, not a
     # revert. A changed parcel whose version in force starts at this very date is a correction of the
@@ -273,7 +444,7 @@ def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> 
             run_id = %(run_id)s, row_hash = s.h, geom = {g}
         FROM cmp s WHERE p.parcel_id = s.old_id AND s.old_hash <> s.h AND s.old_from = %(now)s
         RETURNING p.parcel_id
-    """).format(g=_geom_expr(kind)), {"run_id": run_id, "now": now}).fetchall()
+    """).format(g=geom_expr(kind)), {"run_id": run_id, "now": now}).fetchall()
     if corrected:
         ids = [r[0] for r in corrected]
         conn.execute("DELETE FROM private.parcel_owners WHERE parcel_id = ANY(%s)", (ids,))
@@ -283,7 +454,7 @@ def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> 
             FROM cmp c WHERE c.old_id = ANY(%s) AND c.owner_name IS NOT NULL
         """, (run_id, ids))
         # what is corrected in place is done: the versioning below must not see it
-        conn.execute("UPDATE cmp SET old_hash = h WHERE old_id = ANY(%s)", (ids,))
+        conn.execute("UPDATE cmp SET old_hash = h, new_id = NULL WHERE old_id = ANY(%s)", (ids,))
     inserted, updated = conn.execute("""
         SELECT count(*) FILTER (WHERE old_id IS NULL), count(*) FILTER (WHERE old_hash <> h)
         FROM cmp""").fetchone()
@@ -304,19 +475,17 @@ def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> 
     conn.execute("UPDATE cadastral.parcels p SET valid_to = %s FROM cmp "
                  "WHERE p.parcel_id = cmp.old_id AND cmp.old_hash <> cmp.h", (now,))
     conn.execute(sql.SQL("""
-        INSERT INTO cadastral.parcels (commune_code, sheet_no, parcel_no, land_use, legal_area_m2, address,
-            owner_type, valid_from, source, licence, run_id, row_hash, geom)
-        SELECT s.commune_code, s.sheet_no, s.parcel_no, s.land_use, s.legal_area_m2, s.address, s.owner_type,
-            %(now)s, s.source, s.licence, %(run_id)s, s.h, {g}
-        FROM cmp s WHERE s.old_id IS NULL OR s.old_hash <> s.h
-    """).format(g=_geom_expr(kind)), {"now": now, "run_id": run_id})
+        INSERT INTO cadastral.parcels (parcel_id, commune_code, sheet_no, parcel_no, land_use, legal_area_m2,
+            address, owner_type, valid_from, source, licence, run_id, row_hash, geom)
+        OVERRIDING SYSTEM VALUE
+        SELECT s.new_id, s.commune_code, s.sheet_no, s.parcel_no, s.land_use, s.legal_area_m2, s.address,
+            s.owner_type, %(now)s, s.source, s.licence, %(run_id)s, s.h, {g}
+        FROM cmp s WHERE s.new_id IS NOT NULL
+    """).format(g=geom_expr(kind)), {"now": now, "run_id": run_id})
     conn.execute("""
         INSERT INTO private.parcel_owners (parcel_id, owner_name, id_number, run_id)
-        SELECT DISTINCT ON (p.parcel_id, c.owner_name) p.parcel_id, c.owner_name, c.id_number, %s
-        FROM cmp c JOIN cadastral.parcels p
-          ON p.valid_to IS NULL AND p.commune_code = c.commune_code AND p.sheet_no = c.sheet_no
-         AND p.parcel_no = c.parcel_no
-        WHERE c.owner_name IS NOT NULL AND (c.old_id IS NULL OR c.old_hash <> c.h)
+        SELECT c.new_id, c.owner_name, c.id_number, %s  -- one staged row per key (duplicates are rejected)
+        FROM cmp c WHERE c.owner_name IS NOT NULL AND c.new_id IS NOT NULL
     """, (run_id,))
     # lineage rows, then retire parents that this file does not carry any more
     conn.execute("""

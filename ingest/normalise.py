@@ -36,7 +36,7 @@ class Normalised:
     """A normalised batch: clean rows, rejected rows, the number of repaired geometries and of
     features skipped on purpose (geometry types the mapping's ``skip_geometry_types`` names)."""
 
-    rows: pd.DataFrame       # target fields + fid + geom (EWKB bytes, EPSG:4326)
+    rows: pd.DataFrame       # target fields + fid + geom (EWKB bytes, EPSG:4326) + geom_md5 (its md5, hex)
     rejects: pd.DataFrame    # fid, reason
     repaired: int
     skipped: int = 0
@@ -343,6 +343,7 @@ def check_codes(df: pd.DataFrame, kind: Kind, lookups: Lookups, rej: Rejector) -
 def normalise_batch(batch, kind: Kind, mapping: Mapping, resolved: dict, reproject, lookups: Lookups,
                     invalid: str = "repair") -> Normalised:
     """Normalise one :class:`ingest.reader.Batch` for ``kind``."""
+    from ingest.merge import geom_md5
     from ingest.reader import geometries
 
     n = len(batch.fids)
@@ -365,11 +366,38 @@ def normalise_batch(batch, kind: Kind, mapping: Mapping, resolved: dict, reproje
     ok = rej.ok
     rows = df[ok].copy()
     rows.insert(0, "fid", batch.fids[ok])
-    good = geoms[ok]
-    rows["geom"] = list(shapely.to_wkb(shapely.set_srid(good, 4326), include_srid=True)) if len(good) else []
+    rows["geom"] = ewkb(geoms[ok], 4326)
+    rows["geom_md5"] = geom_md5(rows["geom"])
     bad = ~ok & ~skip
     rejects = pd.DataFrame({"fid": batch.fids[bad], "reason": rej.reason[bad]})
     return Normalised(rows, rejects, repaired, int(skip.sum()))
+
+
+def ewkb(geoms: np.ndarray, srid: int) -> pd.api.extensions.ExtensionArray:
+    """EWKB (with the SRID) of geometries, as ``shapely.to_wkb(shapely.set_srid(geoms, srid),
+    include_srid=True)`` writes it, in an Arrow-backed column.
+
+    The SRID is spliced into the plain WKB's header (byte order, type word with the SRID flag, SRID)
+    instead of setting it on a copy of every geometry; the bytes are identical (row hashes depend on
+    them). Big-endian or flagged (Z, M) WKB takes shapely's own path.
+    """
+    raw = pa.array(shapely.to_wkb(geoms), pa.binary()) if len(geoms) else pa.array([], pa.binary())
+    n = len(raw)
+    offsets = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=n + 1) if n else np.zeros(1, np.int32)
+    data = np.frombuffer(raw.buffers()[2], dtype=np.uint8) if n else np.zeros(0, np.uint8)
+    starts = offsets[:-1]
+    words = data[starts[:, None] + np.arange(1, 5)].copy().view("<u4").ravel() if n else np.zeros(0, "<u4")
+    if n and ((data[starts] != 1).any() or (words & 0xE0000000).any()):
+        out = pa.array(shapely.to_wkb(shapely.set_srid(geoms, srid), include_srid=True), pa.binary())
+    else:
+        head = np.empty((n, 9), dtype=np.uint8)
+        head[:, 0] = 1  # little endian
+        head[:, 1:5] = (words | 0x20000000).astype("<u4").view(np.uint8).reshape(n, 4)
+        head[:, 5:9] = np.frombuffer(np.uint32(srid).astype("<u4").tobytes(), dtype=np.uint8)
+        heads = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(np.arange(0, 9 * n + 1, 9, dtype=np.int32)),
+                                                       pa.py_buffer(head.tobytes())])
+        out = pc.binary_join_element_wise(heads, pc.binary_slice(raw, 5, 1 << 30), pa.scalar(b"", pa.binary()))
+    return pd.arrays.ArrowExtensionArray(out)
 
 
 _TYPE_IDS = {"Point": 0, "LineString": 1, "LinearRing": 2, "Polygon": 3, "MultiPoint": 4,
