@@ -42,7 +42,7 @@ log = logging.getLogger("gis.api.downloads")
 CONFORMANCE: list[str] = []
 JSON = "application/json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*\s*-\s*\d*)(\s*,\s*\d*\s*-\s*\d*)*\s*$", re.I)
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*\s*-\s*\d*)(\s*,\s*\d*\s*-\s*\d*)*\s*$", re.IGNORECASE)
 #: extra key in :attr:`gis.catalog.Collection.extra` holding the collection's files (set by the poller)
 EXTRA_KEY = "downloads"
 
@@ -97,7 +97,8 @@ def collection_links(base: str, info) -> list[dict]:
 
 def landing_links(base: str) -> list[dict]:
     """The landing page's link to the list of downloads."""
-    return [{"href": f"{base}/downloads", "rel": "data", "type": JSON,
+    # not rel "data": OGC API - Common reserves it for /collections, which clients follow
+    return [{"href": f"{base}/downloads", "rel": "related", "type": JSON,
              "title": "Open-data downloads of every public collection (GeoPackage, GeoParquet, ...)"}]
 
 

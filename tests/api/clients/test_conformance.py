@@ -18,6 +18,8 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 
+from pathlib import Path
+
 import openapi_spec_validator
 import pytest
 import shapely
@@ -112,9 +114,26 @@ def _all(http, cid: str, **params) -> tuple[list, dict]:
 # ---------------------------------------------------------------------------------------------
 
 
-#: classes of other standards the server declares, tested with their own code (OGC API - Tiles
-#: and the tile matrix sets: tests/tiles)
-ELSEWHERE = ("http://www.opengis.net/spec/ogcapi-tiles-1/", "http://www.opengis.net/spec/tms/")
+#: classes of the other parts of the API (api/parts.py), tested with their own code: prefix ->
+#: the test modules that exercise them
+ELSEWHERE_TESTS = {
+    "http://www.opengis.net/spec/ogcapi-tiles-1/": ("api/test_tiles.py", "tiles/test_vector_tiles.py"),
+    "http://www.opengis.net/spec/tms/": ("api/test_tiles.py",),
+    "http://www.opengis.net/spec/ogcapi-coverages-1/": ("api/test_coverages.py",),
+    "http://www.opengis.net/spec/ogcapi-processes-1/": ("api/test_processes.py",),
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/record": ("api/test_records.py",),
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/records-api": ("api/test_records.py",),
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/searchable": ("api/test_records.py",),
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/json": ("api/test_records.py",),
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/html": ("api/test_records.py",),
+}
+ELSEWHERE = tuple(ELSEWHERE_TESTS)
+
+
+def test_other_parts_have_their_tests():
+    tests = Path(__file__).resolve().parents[2]
+    for prefix, modules in ELSEWHERE_TESTS.items():
+        assert any((tests / m).is_file() for m in modules), (prefix, modules)
 
 
 def test_every_declared_class_is_covered(http):

@@ -80,10 +80,23 @@ def _ogrinfo_layers(text: str) -> dict[str, dict]:
     return layers
 
 
+#: the records catalogue (OGC API - Records): its records are GeoJSON features, and GDAL lists it
+#: as one more layer after the feature collections (coverages it skips: itemType coverage)
+RECORDS = "catalog"
+
+
 def test_ogrinfo_lists_every_collection_as_a_layer(live, catalog):
     out = _run(_tool("ogrinfo"), "-ro", "-q", f"OAPIF:{live.base}/")
     names = re.findall(r"^\d+: (\S+)", out, re.MULTILINE)
-    assert names == list(catalog), out
+    assert names == [*catalog, RECORDS], out
+
+
+def test_ogrinfo_reads_the_records_catalogue(live, catalog):
+    """The catalogue as a layer: one record per public layer, with its title."""
+    out = _run(_tool("ogrinfo"), "-ro", "-q", f"OAPIF:{live.base}/", RECORDS)
+    assert out.count(f"OGRFeature({RECORDS})") == len(catalog), out
+    for coll in catalog.values():
+        assert coll.title_en in out, coll.id
 
 
 def test_ogrinfo_reports_the_databases_counts_and_field_types(live, live_db, catalog):
@@ -91,7 +104,7 @@ def test_ogrinfo_reports_the_databases_counts_and_field_types(live, live_db, cat
     the type of the column in the database (through the collection's feature schema, which GDAL
     follows: a sample page cannot tell a float column holding whole numbers, or one all NULL)."""
     layers = _ogrinfo_layers(_run(_tool("ogrinfo"), "-ro", "-so", "-al", f"OAPIF:{live.base}/"))
-    assert list(layers) == list(catalog)
+    assert list(layers) == [*catalog, RECORDS]
     for cid, coll in catalog.items():
         layer = layers[cid]
         n = count(live_db, coll)
@@ -174,7 +187,7 @@ def test_ogr2ogr_copies_parcels_intact(live, live_db, catalog, tmp_path, preserv
 def test_pyogrio_gdal_reads_every_layer(live, live_db, catalog):
     """pyogrio's own (newer) GDAL: every layer with every feature and the database's types."""
     base = f"OAPIF:{live.base}/"
-    assert [name for name, _ in pyogrio.list_layers(base)] == list(catalog)
+    assert [name for name, _ in pyogrio.list_layers(base)] == [*catalog, RECORDS]
     for cid, coll in catalog.items():
         info = pyogrio.read_info(base, layer=cid)
         want = {f.name: DTYPES[OGR_TYPES[f.pg_type]] for f in coll.fields}
