@@ -388,84 +388,52 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
                 ),
             }
         },
-        "/collections/{collectionId}": {
-            "get": {
-                "tags": ["Capabilities"],
-                "summary": "A collection",
-                "operationId": "describeCollection",
-                "parameters": [ref["collectionId"], ref["f"], ref["lang"]],
-                "responses": _responses(
-                    [_JSON, _HTML], "#/components/schemas/collection", "The collection"
-                ),
-            }
-        },
-        "/collections/{collectionId}/queryables": {
-            "get": {
-                "tags": ["Capabilities"],
-                "summary": "Queryable properties of a collection",
-                "operationId": "getQueryables",
-                "parameters": [ref["collectionId"], ref["f"], ref["lang"]],
-                "responses": _responses(
-                    ["application/schema+json", _HTML],
-                    "#/components/schemas/queryables",
-                    "A JSON Schema",
-                ),
-            }
-        },
-        "/collections/{collectionId}/feature-schema": {
-            "get": {
-                "tags": ["Capabilities"],
-                "summary": "JSON Schema of the features of a collection",
-                "operationId": "getFeatureSchema",
-                "parameters": [ref["collectionId"], ref["f"], ref["lang"]],
-                "responses": _responses(
-                    ["application/schema+json"],
-                    "#/components/schemas/queryables",
-                    "A JSON Schema of GeoJSON features",
-                ),
-            }
-        },
-        "/collections/{collectionId}/items": {
-            "get": {
-                "tags": ["Data"],
-                "summary": "Features of a collection",
-                "operationId": "getFeatures",
-                "description": "Also takes one parameter per queryable property (equality filter); "
-                "see /collections/{collectionId}/queryables.",
-                "parameters": items_params(True, []),
-                "responses": _responses(
-                    [_GEOJSON, _JSONFG, _HTML, _CSV],
-                    "#/components/schemas/featureCollectionGeoJSON",
-                    "A page of features",
-                ),
-            }
-        },
-        "/collections/{collectionId}/items/{featureId}": {
-            "get": {
-                "tags": ["Data"],
-                "summary": "A feature",
-                "operationId": "getFeature",
-                "parameters": [
-                    ref["collectionId"],
-                    ref["featureId"],
-                    ref["crs"],
-                    ref["properties"],
-                    ref["skipGeometry"],
-                    ref["f"],
-                    ref["lang"],
-                ],
-                "responses": _responses(
-                    [_GEOJSON, _JSONFG, _HTML, _CSV],
-                    "#/components/schemas/featureGeoJSON",
-                    "The feature",
-                ),
-            }
-        },
     }
+    feature_params = [ref[n] for n in ("crs", "properties", "skipGeometry", "f", "lang")]
+    meta_params = [ref["f"], ref["lang"]]
+    schema_media = ["application/schema+json", _HTML]
+    # the operations of a collection: (path suffix, tag of the generic path, summary, operationId of
+    # the generic path, prefix of the per-collection one, parameters after the path ones, media types,
+    # response schema, response description)
+    operations = [
+        ("", "Capabilities", "metadata", "describeCollection", "describe", meta_params,
+         [_JSON, _HTML], "collection", "The collection"),
+        ("/queryables", "Capabilities", "queryables", "getQueryables", "queryables", meta_params,
+         schema_media, "queryables", "A JSON Schema"),
+        ("/feature-schema", "Capabilities", "JSON Schema of the features", "getFeatureSchema",
+         "feature-schema", meta_params, ["application/schema+json"], "queryables",
+         "A JSON Schema of GeoJSON features"),
+        ("/items", "Data", "features", "getFeatures", "features", None,
+         [_GEOJSON, _JSONFG, _HTML, _CSV], "featureCollectionGeoJSON", "A page of features"),
+        ("/items/{featureId}", "Data", "a feature", "getFeature", "feature",
+         [ref["featureId"], *feature_params], [_GEOJSON, _JSONFG, _HTML, _CSV], "featureGeoJSON",
+         "The feature"),
+    ]
+
+    def operation(tag: str, summary: str, op_id: str, params: list, media: list, schema: str,
+                  description: str) -> dict:
+        return {
+            "get": {
+                "tags": [tag],
+                "summary": summary,
+                "operationId": op_id,
+                "parameters": params,
+                "responses": _responses(media, f"#/components/schemas/{schema}", description),
+            }
+        }
+
+    for suffix, tag, summary, op_id, _, extra, media, schema, description in operations:
+        given = [ref["collectionId"], *extra] if extra is not None else items_params(True, [])
+        op = operation(tag, f"A collection: {summary}", op_id, given, media, schema, description)
+        if suffix == "/items":
+            op["get"]["description"] = (
+                "Also takes one parameter per queryable property (equality filter); "
+                "see /collections/{collectionId}/queryables."
+            )
+        paths["/collections/{collectionId}" + suffix] = op
     for cid, info in snapshot.collections.items():
         c = info.collection
         title = c.title(lang)
-        tag = f"Collection {cid}"
         qparams = []
         for f in c.fields:
             schema = dict(_TYPES.get(f.json_type, {"type": "string"}))
@@ -482,76 +450,12 @@ def build(snapshot: Snapshot, settings: ApiSettings, base: str, lang: str, filte
                     explode=False,
                 )
             )
-        paths[f"/collections/{cid}"] = {
-            "get": {
-                "tags": [tag],
-                "summary": f"{title}: metadata",
-                "operationId": f"describe-{cid}",
-                "parameters": [ref["f"], ref["lang"]],
-                "responses": _responses(
-                    [_JSON, _HTML], "#/components/schemas/collection", "The collection"
-                ),
-            }
-        }
-        paths[f"/collections/{cid}/queryables"] = {
-            "get": {
-                "tags": [tag],
-                "summary": f"{title}: queryables",
-                "operationId": f"queryables-{cid}",
-                "parameters": [ref["f"], ref["lang"]],
-                "responses": _responses(
-                    ["application/schema+json", _HTML],
-                    "#/components/schemas/queryables",
-                    "A JSON Schema",
-                ),
-            }
-        }
-        paths[f"/collections/{cid}/feature-schema"] = {
-            "get": {
-                "tags": [tag],
-                "summary": f"{title}: JSON Schema of the features",
-                "operationId": f"feature-schema-{cid}",
-                "parameters": [ref["f"], ref["lang"]],
-                "responses": _responses(
-                    ["application/schema+json"],
-                    "#/components/schemas/queryables",
-                    "A JSON Schema of GeoJSON features",
-                ),
-            }
-        }
-        paths[f"/collections/{cid}/items"] = {
-            "get": {
-                "tags": [tag],
-                "summary": f"{title}: features",
-                "operationId": f"features-{cid}",
-                "parameters": items_params(False, qparams),
-                "responses": _responses(
-                    [_GEOJSON, _JSONFG, _HTML, _CSV],
-                    "#/components/schemas/featureCollectionGeoJSON",
-                    "A page of features",
-                ),
-            }
-        }
-        paths[f"/collections/{cid}/items/{{featureId}}"] = {
-            "get": {
-                "tags": [tag],
-                "summary": f"{title}: a feature",
-                "operationId": f"feature-{cid}",
-                "parameters": [
-                    ref["featureId"],
-                    ref["crs"],
-                    ref["properties"],
-                    ref["skipGeometry"],
-                    ref["f"],
-                    ref["lang"],
-                ],
-                "responses": _responses(
-                    [_GEOJSON, _JSONFG, _HTML, _CSV],
-                    "#/components/schemas/featureGeoJSON",
-                    "The feature",
-                ),
-            }
-        }
+        for suffix, _, summary, _, prefix, extra, media, schema, description in operations:
+            paths[f"/collections/{cid}{suffix}"] = operation(
+                f"Collection {cid}", f"{title}: {summary}", f"{prefix}-{cid}",
+                extra if extra is not None else items_params(False, qparams),
+                media, schema, description,
+            )
     from api import parts
 
     paths.update(parts.openapi_paths(snapshot))  # Tiles, Coverages, Processes, downloads, Records
