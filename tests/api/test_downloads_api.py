@@ -8,10 +8,6 @@ reads a file with GDAL through /vsicurl/ (HTTP range requests) from a real `gis 
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
-import sys
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -20,6 +16,7 @@ import httpx
 import psycopg
 import pyogrio
 import pytest
+from api_helpers import GisServer
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -156,27 +153,11 @@ def test_a_rebuild_switches_atomically(dl, sample_dsn, data_dir):
         pytest.fail("the enclosure link did not follow the rebuild")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_gdal_reads_a_download_over_http_with_ranges(sample_dsn, data_dir, files):
     """A real client (GDAL /vsicurl/) reads the FlatGeobuf with range requests from a real server."""
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": sample_dsn, "GIS_DATA_DIR": str(data_dir)}
-    gis = str(Path(sys.executable).parent / "gis")
-    proc = subprocess.Popen([gis, "serve", "--port", str(port), "--log-level", "warning"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/conformance", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    env = {"DATABASE_URL": sample_dsn, "GIS_DATA_DIR": str(data_dir)}
+    with GisServer(env, data_dir / "serve.log", ("--log-level", "warning"), ready="/conformance") as srv:
+        base = srv.base
         f = next(f for f in files if f.collection_id == "parcels" and f.format == "fgb")
         info = pyogrio.read_info(f"/vsicurl/{base}{f.path}")
         assert info["features"] == f.feature_count
@@ -186,6 +167,3 @@ def test_gdal_reads_a_download_over_http_with_ranges(sample_dsn, data_dir, files
         assert 0 < len(df) < f.feature_count
         r = httpx.get(base + f.path, headers={"Range": "bytes=0-7"})
         assert r.status_code == 206 and r.content == b"fgb\x03fgb\x01"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -8,28 +8,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from api_helpers import GisServer
 
 from gis.raster.store import RasterStore
 from ingest.raster import RasterIngestOptions, run_raster_ingest
 
-GIS = str(Path(sys.executable).parent / "gis")
 BROWSER = Path(__file__).resolve().parents[1] / "browser"
 WORLDPOP = "geoglue-kraemer/worldpop/hcmc_clip_vnm_ppp_2020_1km_UNadj.tif"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,30 +30,9 @@ def map_server(sample_dsn, shared_data, tmp_path_factory):
                             RasterIngestOptions(collection="worldpop", sensor="worldpop", datetime="2020"),
                             store=RasterStore(store))
     assert res.outcome in ("loaded", "unchanged")
-    port = _free_port()
-    log = data / "serve.log"
-    env = {**os.environ, "DATABASE_URL": sample_dsn, "GIS_DATA_DIR": str(data), "GIS_RASTER_STORE": str(store)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([GIS, "serve", "--port", str(port), "--no-access-log"], stdout=out,
-                                stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gis serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield base, log
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"DATABASE_URL": sample_dsn, "GIS_DATA_DIR": str(data), "GIS_RASTER_STORE": str(store)}
+    with GisServer(env, data / "serve.log", ("--no-access-log",)) as server:
+        yield server.base, server.log
 
 
 def test_map_in_headless_chromium(map_server, db, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_helpers import GisServer
 
 GIS = str(Path(sys.executable).parent / "gis")
 
@@ -25,36 +26,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
 def server(request, sample_dsn, tmp_path_factory):
-    port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "DATABASE_URL": sample_dsn}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [GIS, "serve", "--port", str(port), "--workers", str(request.param), "--no-access-log"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gis serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield base, proc, log
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    args = ("--workers", str(request.param), "--no-access-log")
+    with GisServer({"DATABASE_URL": sample_dsn}, log, args) as srv:
+        yield srv.base, srv.proc, log
 
 
 def test_real_http_requests(server, db):

@@ -7,20 +7,17 @@ The oracle is the database (``raster.items``) and the files of the raster store.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psycopg
 import pytest
 import rasterio
+from api_helpers import GisServer
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -29,7 +26,6 @@ from gis.raster.store import RasterStore
 from gis.settings import Settings
 from ingest.raster import RasterIngestOptions, run_raster_ingest
 
-GIS = str(Path(sys.executable).parent / "gis")
 POP = "geoglue-kraemer/worldpop/hcmc_clip_vnm_ppp_{}_1km_UNadj.tif"
 
 
@@ -298,50 +294,17 @@ def test_downloads_ranges_etag_and_no_traversal(client, db, store):
 # ---------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(stac_dsn, store, tmp_path_factory):
     """``gis serve`` with the raster store of these tests, its access log in a file."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("stac_live") / "serve.log"
     env = {
-        **os.environ,
         "DATABASE_URL": stac_dsn,
         "GIS_RASTER_STORE": str(store.root),
         "GIS_DATA_DIR": str(tmp_path_factory.mktemp("stac_live_data")),
-        "PYTHONUNBUFFERED": "1",
     }
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [GIS, "serve", "--port", str(port), "--workers", "1"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/stac", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gis serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield base, log
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with GisServer(env, log, ("--workers", "1"), ready="/stac") as server:
+        yield server.base, log
     assert "unhandled error" not in log.read_text(errors="replace")
 
 

@@ -9,12 +9,8 @@ count, type and value a client reports is compared with SQL on it (``live_db``).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +19,11 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import psycopg
 import pytest
+from api_helpers import GisServer
 from psycopg import sql
 
 from gis.catalog import Collection, load_catalog
 
-GIS = str(Path(sys.executable).parent / "gis")
 TESTS = Path(__file__).resolve().parents[2]
 
 _ACCESS = re.compile(r'"GET (\S+) HTTP/1\.[01]" (\d{3})')
@@ -40,12 +36,6 @@ def _conftest(config: pytest.Config, path: Path):
         if f and Path(f).resolve() == path:
             return plugin
     raise RuntimeError(f"conftest {path} is not loaded")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -116,37 +106,10 @@ def catalog(live_db) -> dict[str, Collection]:
 @pytest.fixture(scope="session")
 def live(live_dsn, tmp_path_factory) -> LiveServer:
     """``gis serve`` on a free port, started once, with its access log in a file."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("live") / "serve.log"
-    env = {**os.environ, "DATABASE_URL": live_dsn, "PYTHONUNBUFFERED": "1"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [GIS, "serve", "--port", str(port), "--workers", "1"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gis serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    server = LiveServer(base, proc, log)
-    yield server
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with GisServer({"DATABASE_URL": live_dsn}, log, ("--workers", "1")) as proc:
+        server = LiveServer(proc.base, proc.proc, log)
+        yield server
     # no request of the whole session may have crashed the server
     assert "unhandled error" not in server.text(), server.text()[-3000:]
 
