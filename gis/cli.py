@@ -121,7 +121,8 @@ def sample_cmd(
     out: Annotated[Path, typer.Argument(help="Folder to write the sample data into.")] = Path("data/sample"),
     seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same data).")] = 2025,
 ) -> None:
-    """Generate the platform's small synthetic demo dataset (cadastral, planning, city layers)."""
+    """Generate the platform's small synthetic demo dataset: cadastre, plan, city layers,
+    administrative units, a population raster and Sentinel-2-like scenes."""
     from gis.sample import generate
 
     files = generate(out, seed=seed)

@@ -8,9 +8,10 @@ disk at run time, so the demo works on a machine that has only this package.
 Two entry points:
 
 * :func:`generate` writes the demo dataset (cadastre and a later edition of one sheet, a zoning
-  plan, buildings, roads, points of interest and a README) into a folder, in well under a
-  second. It is deterministic: the same seed gives the same content, byte for byte (the GeoPackage
-  timestamps are pinned through GDAL's ``OGR_CURRENT_DATE``).
+  plan, buildings, roads, points of interest, administrative units of 2019 and 2025, a population
+  grid, two Sentinel-2-like scenes and a README) into a folder, in about a second. It is
+  deterministic: the same seed gives the same content, byte for byte (the GeoPackage timestamps
+  are pinned through GDAL's ``OGR_CURRENT_DATE``).
 * :func:`iter_parcel_batches` / :func:`write_parcels` produce any number of synthetic cadastral
   parcels with the schema of the sample, in batches of bounded size, for ingest benchmarks
   (one million parcels in a few seconds of generation).
@@ -40,12 +41,18 @@ import pyogrio
 import shapely
 
 __all__ = [
+    "ADMIN_FIELDS",
     "CADASTRAL_FIELDS",
     "INVALID_PARCEL",
+    "LAYER_ADMIN",
     "LAYER_PARCELS",
     "LAYER_PLANNING",
     "PLANNING_FIELDS",
     "SAMPLE_COMMUNE",
+    "SAMPLE_DISTRICT",
+    "SAMPLE_WARDS_2019",
+    "SAMPLE_WARDS_2025",
+    "SPLIT_WARD_2019",
     "UPDATE_LAND_USE_PARCEL",
     "UPDATE_SHEET",
     "UPDATE_SPLIT_PARCEL",
@@ -1034,6 +1041,271 @@ def _write_geojson(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
                                            "WRITE_NAME": "NO"})
 
 
+# --- administrative units, population and imagery ----------------------------------------------
+#: Layer of ``admin.gpkg``: administrative units (đơn vị hành chính) of both systems.
+LAYER_ADMIN = "dvhc"
+#: Fields of the administrative layer, in order: the target names of ``gis ingest admin``, so the
+#: job takes the file as it is (no mapping preset needed; ``source`` says it is synthetic).
+ADMIN_FIELDS = (
+    "level", "code", "name", "name_en", "unit_type", "parent_code", "population",
+    "population_year", "area_km2", "valid_from", "valid_to", "source", "licence",
+)
+#: Start of the 2025 wards (the HCMC reorganisation); the 2019 units end on that day.
+ADMIN_2025_FROM = "2025-07-01"
+ADMIN_2019_FROM = "2019-04-01"  # the 2019 census
+#: The 2019 district of the demo: (code, name, English name).
+SAMPLE_DISTRICT = ("769", _nfc("Quận 2"), "District 2")
+#: The 2025 wards of the demo: (code, name, English name). The cadastre lies in the first.
+SAMPLE_WARDS_2025 = (
+    (SAMPLE_COMMUNE, _nfc("An Khánh"), "An Khanh"),
+    ("27097", _nfc("Bình Trưng"), "Binh Trung"),
+    ("27112", _nfc("Cát Lái"), "Cat Lai"),
+)
+#: The 2019 wards of the demo: (code, name, English name, 2025 ward it went to). As in the
+#: 2025 reorganisation, SPLIT_WARD_2019 (An Phú) went in part to An Khánh, in part to Bình Trưng.
+SAMPLE_WARDS_2019 = (
+    ("27088", _nfc("Thảo Điền"), "Thao Dien", SAMPLE_COMMUNE),
+    ("27106", _nfc("An Khánh"), "An Khanh", SAMPLE_COMMUNE),
+    ("27118", _nfc("Thủ Thiêm"), "Thu Thiem", SAMPLE_COMMUNE),
+    ("27115", _nfc("An Lợi Đông"), "An Loi Dong", SAMPLE_COMMUNE),
+    ("27091", _nfc("An Phú"), "An Phu", None),
+    ("27100", _nfc("Bình Trưng Tây"), "Binh Trung Tay", "27097"),
+    ("27097", _nfc("Bình Trưng Đông"), "Binh Trung Dong", "27097"),
+    ("27112", _nfc("Thạnh Mỹ Lợi"), "Thanh My Loi", "27112"),
+    ("27109", _nfc("Cát Lái"), "Cat Lai", "27112"),
+)
+SPLIT_WARD_2019 = "27091"
+_SPLIT_WEST, _SPLIT_EAST = SAMPLE_COMMUNE, "27097"
+# Where each 2019 ward's Voronoi seed lies in the demo area (fractions of its width and height),
+# and where the cadastre's centre lies: at the corner of three 2019 wards of An Khánh.
+_WARD_SEEDS = ((0.30, 0.90), (0.46, 0.62), (0.12, 0.52), (0.26, 0.20), (0.64, 0.86),
+               (0.70, 0.50), (0.91, 0.68), (0.58, 0.14), (0.88, 0.22))
+_ADMIN_SIZE = (3000.0, 2400.0)   # metres, for the default cadastre (grows with a larger one)
+_ADMIN_SAMPLE_AT = (0.32, 0.46)
+_WARP_M, _WARP_WAVE_M = 45.0, 900.0   # ward boundaries: a smooth warp of straight Voronoi edges
+_POP_CELL_DEG = 1 / 1200                # 3 arc-seconds (about 92 m), the WorldPop 100 m grid
+_POP_NODATA = -99999.0
+_POP_YEAR = "2020"
+#: The sample's Sentinel-2-like scenes: pixel size (m) and growth patches between the dates.
+_S2_RESOLUTION, _S2_GROWTH = 20.0, 8
+_S2_CORE_OFFSET_KM = (-5.0, -0.45)   # urban core of the synthetic landscape, from the area's centre
+
+
+def _admin_frame(extent: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """The demo area (EPSG:9210): ``_ADMIN_SIZE`` around the cadastre, larger for a large one."""
+    x0, y0, x1, y1 = extent
+    scale = max(1.0, (x1 - x0) / 400.0, (y1 - y0) / 340.0)
+    w, h = _ADMIN_SIZE[0] * scale, _ADMIN_SIZE[1] * scale
+    fx = (x0 + x1) / 2 - _ADMIN_SAMPLE_AT[0] * w
+    fy = (y0 + y1) / 2 - _ADMIN_SAMPLE_AT[1] * h
+    return fx, fy, fx + w, fy + h
+
+
+def _admin_faces(frame: tuple[float, float, float, float], rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Faces that tile the demo area: the 2019 wards, with the split ward cut in two.
+
+    The 2019 wards are the Voronoi cells of ``_WARD_SEEDS``; the split ward is cut by a north-south
+    line through its seed. The noded edges are densified and polygonized, then every vertex goes
+    through the same smooth warp (a homeomorphism: small and gentle), so that boundaries meander
+    while neighbouring faces still share every vertex: no gap, no overlap.
+
+    Returns
+    -------
+    faces : ndarray of Polygon (EPSG:9210)
+    ward_2019 : ndarray of int, index in SAMPLE_WARDS_2019 of each face
+    ward_2025 : ndarray of str, 2025 ward code of each face
+    """
+    fx0, fy0, fx1, fy1 = frame
+    w, h = fx1 - fx0, fy1 - fy0
+    box = shapely.box(*frame)
+    seeds = shapely.points([(fx0 + u * w, fy0 + v * h) for u, v in _WARD_SEEDS])
+    cells = np.array([shapely.intersection(c, box) for c in shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=box, ordered=True))])
+    split = next(k for k, wd in enumerate(SAMPLE_WARDS_2019) if wd[0] == SPLIT_WARD_2019)
+    xs = fx0 + _WARD_SEEDS[split][0] * w
+    cut = shapely.get_coordinates(shapely.intersection(
+        shapely.linestrings([(xs, fy0 - 1), (xs, fy1 + 1)]), cells[split]))
+    a, b = cut[0], cut[-1]
+    d = (b - a) / np.linalg.norm(b - a)
+    lines = shapely.get_parts(shapely.union_all(
+        [*shapely.boundary(cells), shapely.linestrings([a - 2 * d, b + 2 * d])]))
+    # drop the cut's two overshoots (edges with a free end), then merge edges between nodes
+    ends = np.round(np.concatenate([shapely.get_coordinates(shapely.get_point(lines, 0)),
+                                    shapely.get_coordinates(shapely.get_point(lines, -1))]), 6)
+    _, inverse, counts = np.unique(ends, axis=0, return_inverse=True, return_counts=True)
+    degree = counts[inverse.ravel()].reshape(2, -1)
+    edges = shapely.line_merge(shapely.multilinestrings(lines[(degree > 1).all(axis=0)]))
+    dense = shapely.get_parts(shapely.segmentize(edges, 50.0))
+    faces = shapely.get_parts(shapely.polygonize(dense))
+    inside = shapely.point_on_surface(faces)
+    ward_2019 = np.array([int(np.flatnonzero(shapely.contains(cells, p))[0]) for p in inside])
+    ward_2025 = np.array([SAMPLE_WARDS_2019[k][3] or (_SPLIT_WEST if p.x < xs else _SPLIT_EAST)
+                          for k, p in zip(ward_2019, inside)], dtype=object)
+
+    ph = rng.random(4) * 2 * np.pi
+    lam = _WARP_WAVE_M * max(w / _ADMIN_SIZE[0], 1.0)
+
+    def warp(xy: np.ndarray) -> np.ndarray:
+        x, y = (xy[:, 0] - fx0) * 2 * np.pi / lam, (xy[:, 1] - fy0) * 2 * np.pi / lam
+        return np.column_stack([
+            xy[:, 0] + _WARP_M * np.sin(x + ph[0]) * np.cos(y / 1.3 + ph[1]),
+            xy[:, 1] + _WARP_M * np.sin(y + ph[2]) * np.cos(x / 1.3 + ph[3])])
+
+    order = np.lexsort((ward_2025.astype(str), ward_2019))
+    return shapely.transform(faces[order], warp), ward_2019[order], ward_2025[order]
+
+
+def _lonlat_cell_grid(bounds: tuple[float, float, float, float]) -> tuple[int, int, float, float]:
+    """Rows, columns and north-west corner of the 3-arc-second grid that covers ``bounds``."""
+    c = _POP_CELL_DEG
+    west, north = math.floor(bounds[0] / c - 2) * c, math.ceil(bounds[3] / c + 2) * c
+    cols = math.ceil(bounds[2] / c + 2) - math.floor(bounds[0] / c - 2)
+    rows = math.ceil(bounds[3] / c + 2) - math.floor(bounds[1] / c - 2)
+    return rows, cols, west, north
+
+
+def _population_grid(bounds: tuple[float, float, float, float], s2: dict, seed: int
+                     ) -> tuple[np.ndarray, tuple[float, ...]]:
+    """People per 3-arc-second cell (float32, WorldPop-like) over ``bounds`` (lon/lat).
+
+    The density follows the built-up share of the first Sentinel-2-like scene's land cover
+    (the same landscape), with smooth noise: about 3,000 people/km2 on vegetation, up to
+    about 40,000 in fully built-up cells, none on water.
+    """
+    from pyproj import Transformer
+
+    from gis.raster.synthetic import landcover
+
+    rows, cols, west, north = _lonlat_cell_grid(bounds)
+    c, k = _POP_CELL_DEG, 4   # k x k sub-samples per cell
+    classes, _, (res, _, x0, _, _, y1) = landcover(seed, **s2)
+    sub = (np.arange(k) + 0.5) / k
+    lon = west + (np.arange(cols)[:, None] + sub[None, :]).ravel() * c
+    lat = north - (np.arange(rows)[:, None] + sub[None, :]).ravel() * c
+    LON, LAT = np.meshgrid(lon, lat)
+    ux, uy = Transformer.from_crs(CRS_WGS84, "EPSG:32648", always_xy=True).transform(LON, LAT)
+    i = np.clip(((y1 - uy) / res).astype(int), 0, classes.shape[0] - 1)
+    j = np.clip(((ux - x0) / res).astype(int), 0, classes.shape[1] - 1)
+    cls = classes[i, j].reshape(rows, k, cols, k)
+    valid = (cls > 0).sum(axis=(1, 3))
+    built = np.where(valid > 0, (cls == 4).sum(axis=(1, 3)) / np.maximum(valid, 1), 0.5)
+    water = np.where(valid > 0, (cls == 1).sum(axis=(1, 3)) / np.maximum(valid, 1), 0.0)
+    rng = np.random.default_rng([seed, 7])
+    yy, xx = np.mgrid[0:rows, 0:cols] / 6.0
+    ph = rng.random(4) * 2 * np.pi
+    noise = 0.5 + 0.25 * (np.sin(xx + ph[0]) * np.cos(yy / 1.4 + ph[1])
+                          + np.sin(yy + ph[2]) * np.cos(xx / 1.7 + ph[3]))
+    density = (3000.0 + 36000.0 * built ** 1.5) * (0.7 + 0.6 * noise) * (1.0 - water)
+    lat_c = north - (np.arange(rows) + 0.5) * c
+    km2 = (c * 111.32) * (c * 111.32 * np.cos(np.radians(lat_c)))[:, None]
+    people = np.round(density * km2, 3).astype(np.float32)
+    return people, (c, 0.0, west, 0.0, -c, north)
+
+
+def _write_population(path: Path, people: np.ndarray, transform: tuple[float, ...]) -> None:
+    import rasterio
+    from affine import Affine
+
+    tmp = path.with_name(path.name + ".part")
+    rows, cols = people.shape
+    with rasterio.open(tmp, "w", driver="GTiff", width=cols, height=rows, count=1,
+                       dtype="float32", crs=CRS_WGS84, transform=Affine(*transform),
+                       nodata=_POP_NODATA, compress="deflate", predictor=3) as dst:
+        dst.write(people, 1)
+        dst.set_band_description(1, "population")
+        dst.update_tags(DATETIME=_POP_YEAR, SOURCE="synthetic (gis.sample)",
+                        UNIT="persons per cell")
+    tmp.replace(path)
+
+
+def _people_in(faces_lonlat: np.ndarray, people: np.ndarray,
+               transform: tuple[float, ...]) -> np.ndarray:
+    """People of the population grid in each face (4 x 4 sub-samples per cell)."""
+    c, _, west, _, _, north = transform
+    rows, cols = people.shape
+    k = 4
+    sub = (np.arange(k) + 0.5) / k
+    lon = west + (np.arange(cols)[:, None] + sub[None, :]).ravel() * c
+    lat = north - (np.arange(rows)[:, None] + sub[None, :]).ravel() * c
+    LON, LAT = np.meshgrid(lon, lat)
+    share = np.repeat(np.repeat(people.astype(float) / (k * k), k, axis=0), k, axis=1)
+    return np.array([share[shapely.contains_xy(f, LON, LAT)].sum() for f in faces_lonlat])
+
+
+def _admin_units(faces: np.ndarray, ward_2019: np.ndarray, ward_2025: np.ndarray,
+                 people: np.ndarray, transform: tuple[float, ...], rng: np.random.Generator
+                 ) -> gpd.GeoDataFrame:
+    """The district, the 2019 wards and the 2025 wards, with invented populations.
+
+    A 2019 ward's census population is 88-96 % of the population grid's people in it (the grid
+    is of 2020); a 2025 ward's (2024) is 104-108 %; the district's is the sum of its wards'.
+    """
+    from gis.crs import make_transformer
+
+    lonlat = make_transformer(CRS_CADASTRAL).transform_geoms(faces)
+    in_face = _people_in(lonlat, people, transform)
+    records = []
+    geoms = []
+
+    def unit(level, code, name, name_en, unit_type, parent, population, year, geom, valid_from,
+             valid_to):
+        values = (level, code, name, name_en, unit_type, parent, int(population), year,
+                  round(float(geom.area) / 1e6, 3), valid_from, valid_to, "gis.sample (synthetic)",
+                  LICENCE)
+        records.append(dict(zip(ADMIN_FIELDS, values, strict=True)))
+        geoms.append(geom)
+
+    pops_2019 = []
+    wards = []
+    for k, (code, name, name_en, _) in enumerate(SAMPLE_WARDS_2019):
+        mine = ward_2019 == k
+        pops_2019.append(round(in_face[mine].sum() * (0.88 + 0.08 * rng.random())))
+        wards.append((code, name, name_en, shapely.union_all(faces[mine])))
+    unit("district", SAMPLE_DISTRICT[0], SAMPLE_DISTRICT[1], SAMPLE_DISTRICT[2], _nfc("Quận"), "79",
+         sum(pops_2019), 2019, shapely.union_all(faces), ADMIN_2019_FROM, ADMIN_2025_FROM)
+    for (code, name, name_en, geom), pop in zip(wards, pops_2019):
+        unit("ward", code, name, name_en, _nfc("Phường"), SAMPLE_DISTRICT[0], pop, 2019, geom,
+             ADMIN_2019_FROM, ADMIN_2025_FROM)
+    for code, name, name_en in SAMPLE_WARDS_2025:
+        mine = ward_2025 == code
+        pop = round(in_face[mine].sum() * (1.04 + 0.04 * rng.random()))
+        unit("ward", code, name, name_en, _nfc("Phường"), "79", pop, 2024,
+             shapely.union_all(faces[mine]), ADMIN_2025_FROM, None)
+    return gpd.GeoDataFrame(pd.DataFrame.from_records(records, columns=list(ADMIN_FIELDS)),
+                            geometry=gpd.GeoSeries(geoms, crs=CRS_CADASTRAL))
+
+
+def _admin_and_rasters(out_dir: Path, extent: tuple[float, float, float, float], seed: int
+                       ) -> tuple[gpd.GeoDataFrame, dict[str, Path]]:
+    """Write ``admin.gpkg``, the two Sentinel-2-like scenes and ``population.tif``."""
+    from gis.crs import make_transformer
+    from gis.raster.synthetic import generate_pair
+
+    rng = np.random.default_rng([seed, 5])
+    frame = _admin_frame(extent)
+    faces, ward_2019, ward_2025 = _admin_faces(frame, rng)
+    to_lonlat = make_transformer(CRS_CADASTRAL)
+    area = shapely.union_all(faces)
+    bounds = tuple(float(b) for b in shapely.bounds(to_lonlat.transform_geoms(area)))
+    lon, lat = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+    km_lon = 111.32 * math.cos(math.radians(lat))
+    size = 1.2 * max(frame[2] - frame[0], frame[3] - frame[1])
+    core = (round(lon + _S2_CORE_OFFSET_KM[0] / km_lon, 5),
+            round(lat + _S2_CORE_OFFSET_KM[1] / 111.32, 5))
+    s2 = {"resolution": _S2_RESOLUTION, "size_m": round(size, -2),
+          "centre": (round(lon, 5), round(lat, 5)), "growth_patches": _S2_GROWTH, "core": core}
+    pair = generate_pair(out_dir, seed=seed, **s2)
+    people, transform = _population_grid(bounds, s2, seed)
+    paths = {"population": out_dir / "population.tif", "s2_before": pair.before,
+             "s2_after": pair.after,
+             "s2_truth": pair.truth, "admin": out_dir / "admin.gpkg"}
+    _write_population(paths["population"], people, transform)
+    admin = _admin_units(faces, ward_2019, ward_2025, people, transform, rng)
+    _write_gpkg(admin, paths["admin"], LAYER_ADMIN)
+    return admin, paths
+
+
 def generate(out_dir: Path, *, seed: int = 2025, sheets: int = 4,
              parcels_per_sheet: int = 150) -> dict[str, Path]:
     """Write the synthetic demo dataset into ``out_dir``.
@@ -1055,7 +1327,11 @@ def generate(out_dir: Path, *, seed: int = 2025, sheets: int = 4,
     dict[str, Path]
         Keys ``cadastral`` (``cadastral.gpkg``, layer ``thua_dat``), ``cadastral_update``
         (``cadastral_update.gpkg``), ``planning`` (``planning.gpkg``, layer ``quy_hoach``),
-        ``buildings``, ``roads``, ``poi`` (GeoJSON, EPSG:4326) and ``readme`` (``README.md``).
+        ``buildings``, ``roads``, ``poi`` (GeoJSON, EPSG:4326), ``admin`` (``admin.gpkg``, layer
+        ``dvhc``: the 2019 district and wards and the 2025 wards), ``population``
+        (``population.tif``, people per 3-arc-second cell), ``s2_before``, ``s2_after`` (the
+        Sentinel-2-like scenes of 2019 and 2024), ``s2_truth`` (where built-up land appeared
+        between them) and ``readme`` (``README.md``).
 
     Notes
     -----
@@ -1063,6 +1339,17 @@ def generate(out_dir: Path, *, seed: int = 2025, sheets: int = 4,
     the quadrilateral it should have been). The update edition is of sheet :data:`UPDATE_SHEET`:
     parcel :data:`UPDATE_SPLIT_PARCEL` is replaced by parcels ``parcels_per_sheet + 1`` and
     ``+ 2`` with ``TachTuThua`` = "1/1", and parcel :data:`UPDATE_LAND_USE_PARCEL` changes land use.
+
+    The 2025 wards :data:`SAMPLE_WARDS_2025` tile an area of about 3 x 2.4 km around the cadastre,
+    which lies in the first of them; each is the union of 2019 wards :data:`SAMPLE_WARDS_2019`,
+    except :data:`SPLIT_WARD_2019`, shared by two. The populations are invented from the population
+    grid, whose density follows the built-up land of the first scene.
+
+    Examples
+    --------
+    >>> paths = generate("data/sample")  # doctest: +SKIP
+    >>> sorted(paths)[:3]  # doctest: +SKIP
+    ['admin', 'buildings', 'cadastral']
     """
     if sheets < 2 or parcels_per_sheet < 40:
         raise ValueError("the demo needs sheets >= 2 and parcels_per_sheet >= 40")
@@ -1105,23 +1392,40 @@ def generate(out_dir: Path, *, seed: int = 2025, sheets: int = 4,
     _write_geojson(buildings, paths["buildings"], "buildings")
     _write_geojson(roads, paths["roads"], "roads")
     _write_geojson(poi, paths["poi"], "poi")
+    extent = np.array([g.total_bounds for g in (parcels, planning, roads)])
+    admin, more = _admin_and_rasters(out_dir, (*extent[:, :2].min(0), *extent[:, 2:].max(0)), seed)
+    paths.update(more)
     counts = {"cadastral": len(parcels), "cadastral_update": len(update), "planning": len(planning),
-              "buildings": len(buildings), "roads": len(roads), "poi": len(poi)}
-    paths["readme"].write_text(_readme(seed, sheets, parcels_per_sheet, counts), encoding="utf-8")
+              "buildings": len(buildings), "roads": len(roads), "poi": len(poi),
+              "admin": len(admin)}
+    paths["readme"].write_text(_readme(seed, sheets, parcels_per_sheet, counts, admin, paths),
+                               encoding="utf-8")
     return paths
 
 
-def _readme(seed: int, sheets: int, per_sheet: int, counts: dict[str, int]) -> str:
+def _readme(seed: int, sheets: int, per_sheet: int, counts: dict[str, int], admin: gpd.GeoDataFrame,
+            paths: dict[str, Path]) -> str:
     bad = INVALID_PARCEL
+    s2a, s2b, truth = (paths[k].name for k in ("s2_before", "s2_after", "s2_truth"))
+    d19 = {c: n for c, n, *_ in SAMPLE_WARDS_2019}
+    split = (_SPLIT_WEST, _SPLIT_EAST)
+    pop = {(r.code, r.valid_from): r.population for r in admin.itertuples() if r.level == "ward"}
+    went = "\n".join(
+        f"* {n} ({c}), {pop[(c, ADMIN_2025_FROM)]:,} people in 2024: " + ", ".join(
+            f"{d19[w[0]]} ({w[0]}, {pop[(w[0], ADMIN_2019_FROM)]:,} in 2019)"
+            + (" in part" if w[3] is None else "")
+            for w in SAMPLE_WARDS_2019 if w[3] == c or (w[3] is None and c in split))
+        for c, n, _ in SAMPLE_WARDS_2025)
     text = f"""# HCMC GIS demo dataset (synthetic)
 
 **Every record in these files is synthetic.** They were made by `gis.sample.generate`
 (seed {seed}, {sheets} sheets of {per_sheet} parcels) from random numbers; no parcel, owner,
-identity number, plan, building, road or facility here exists. Ward codes and street names are
-real, so that the data looks familiar, and the parcels lie in Phường An Khánh (Thủ Thiêm),
-Ho Chi Minh City. Regenerate with:
+identity number, plan, building, road, facility, boundary, population figure or image here
+exists. Ward codes, ward names and street names are real, so that the data looks familiar, and
+the parcels lie in Phường An Khánh (Thủ Thiêm), Ho Chi Minh City; the ward boundaries and their
+populations are invented. Regenerate with:
 
-    python -c "from gis.sample import generate; generate('data/sample')"
+    gis sample data/sample
 
 Licence: CC0 1.0 (public domain dedication), https://creativecommons.org/publicdomain/zero/1.0/.
 Text is UTF-8, Unicode NFC.
@@ -1134,6 +1438,28 @@ Text is UTF-8, Unicode NFC.
 | buildings.geojson | buildings | EPSG:4326 (RFC 7946, lon/lat) | Polygon | {counts['buildings']} |
 | roads.geojson | roads | EPSG:4326 | LineString | {counts['roads']} |
 | poi.geojson | poi | EPSG:4326 | Point | {counts['poi']} |
+| admin.gpkg | dvhc | EPSG:9210 | Polygon | {counts['admin']} |
+| population.tif | raster, 1 band float32 | EPSG:4326, 3 arc-seconds | | |
+| {s2a}, {s2b} | raster, 5 bands uint16 | EPSG:32648, {_S2_RESOLUTION:g} m | | |
+| {truth} | raster, 1 band uint8 | EPSG:32648 | | |
+
+## Loading it
+
+On a migrated database (`gis db up`, or `DATABASE_URL` and `gis db migrate`):
+
+    gis ingest cadastral cadastral.gpkg --valid-from 2024-01-01
+    gis ingest cadastral cadastral_update.gpkg --valid-from 2025-01-01
+    gis ingest planning planning.gpkg
+    gis ingest buildings buildings.geojson
+    gis ingest roads roads.geojson
+    gis ingest poi poi.geojson
+    gis ingest admin admin.gpkg
+    gis ingest raster {s2a} {s2b} --collection s2-synthetic --sensor sentinel2
+    gis ingest raster population.tif --collection worldpop --sensor worldpop \\
+        --title "Synthetic population (people per 3 arc-second cell)"
+
+then, for example, `gis stats planning land-use --zones wards_2019` or
+`gis stats health access --worldpop population.tif`.
 
 ## cadastral.gpkg, layer thua_dat: cadastral parcels (thửa đất)
 
@@ -1187,5 +1513,46 @@ a new land-use code.
   so they form one connected network.
 * poi: `osm_id` ("node/..."), `amenity` (hospital, clinic, school, kindergarten, university,
   marketplace), `name`, `beds` (hospitals), `addr:full`.
+
+## admin.gpkg, layer dvhc: administrative units (đơn vị hành chính)
+
+The wards of 2025, the wards of 2019 they were made of and their 2019 district
+({SAMPLE_DISTRICT[1]}, {SAMPLE_DISTRICT[0]}), over
+{admin.loc[admin['level'] == 'district', 'area_km2'].iloc[0]:g} km² around the cadastre. The units
+of each period tile that area without gap or overlap; the cadastre lies in An Khánh (2025), across
+three 2019 wards. Each 2025 ward and the 2019 wards it was made of:
+
+{went}
+
+The fields carry the target names of `gis ingest admin`, which takes the file as it is. The
+natural key is (level, code, valid_from): a 2019 and a 2025 ward may share a code, as they do in
+Ho Chi Minh City.
+
+| field | type | meaning |
+| --- | --- | --- |
+| level | text | district or ward |
+| code | text | GSO code (mã đơn vị hành chính) |
+| name, name_en | text | name without its type (An Khánh), and in English |
+| unit_type | text | Quận, Phường |
+| parent_code | text | district of a 2019 ward (769); province of a 2025 ward or a district (79) |
+| population | integer | invented: census 2019 (2019 units) or 2024 estimate (2025 wards) |
+| population_year | integer | year of the population |
+| area_km2 | real | area in EPSG:9210 |
+| valid_from, valid_to | text | ISO dates of validity: {ADMIN_2019_FROM} to {ADMIN_2025_FROM} for the 2019 units, from {ADMIN_2025_FROM} for the 2025 wards (valid_to empty) |
+| source, licence | text | gis.sample (synthetic), {LICENCE} |
+
+## population.tif: population grid (WorldPop-like)
+
+People per cell (float32, nodata {_POP_NODATA:g}) on the 3-arc-second (about 92 m) grid of
+WorldPop's 100 m products, EPSG:4326, for the year {_POP_YEAR} (GeoTIFF tag `DATETIME`). The
+density follows the built-up share of the land cover of the first scene, from about 3,000
+people/km² on vegetation to about 40,000 in dense built-up land, none on water.
+
+## {s2a}, {s2b}: Sentinel-2-like scenes
+
+Two dates of the same grid made by `gis.raster.synthetic.generate_pair`: bands B02, B03, B04,
+B08, B11, surface reflectance x 10000 (uint16, nodata 0, a swath edge of nodata in a corner),
+EPSG:32648 at {_S2_RESOLUTION:g} m, acquisition time in the `DATETIME` tag. Built-up patches appear
+between the dates; `{truth}` is 1 where they did (the truth of a change detection).
 """
     return _nfc(text)

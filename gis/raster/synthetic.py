@@ -93,8 +93,12 @@ def landcover(
     size_m: float = 20_000.0,
     centre: tuple[float, float] = _CENTRE_LONLAT,
     growth_patches: int = 30,
+    core: tuple[float, float] = _CORE_LONLAT,
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """Land-cover classes of the two dates (see :data:`CLASSES`) and the grid's transform.
+
+    ``core`` (lon, lat) is the centre of the urban core: the built-up share falls off with the
+    distance from it, the river runs about 2.5 km east of it and growth appears 4-9 km from it.
 
     Returns
     -------
@@ -109,7 +113,7 @@ def landcover(
     xs = x0 + (np.arange(n) + 0.5) * resolution
     ys = y1 - (np.arange(n) + 0.5) * resolution
     X, Y = np.meshgrid(xs, ys)
-    kx, ky = tr.transform(*_CORE_LONLAT)
+    kx, ky = tr.transform(*core)
     dist = np.hypot(X - kx, Y - ky)
 
     # urban share: dense core, decaying outwards, broken up by smooth noise
@@ -230,6 +234,7 @@ def generate_pair(
     centre: tuple[float, float] = _CENTRE_LONLAT,
     dates: tuple[str, str] = ("2019-01-15T03:20:00Z", "2024-01-20T03:20:00Z"),
     growth_patches: int = 30,
+    core: tuple[float, float] = _CORE_LONLAT,
 ) -> SyntheticPair:
     """Write two synthetic Sentinel-2-like scenes and the truth of the change between them.
 
@@ -249,6 +254,9 @@ def generate_pair(
         Acquisition times of the two scenes (ISO, UTC), written in their metadata.
     growth_patches : int, default 30
         Number of built-up patches that appear between the dates.
+    core : (lon, lat), default (106.700, 10.776)
+        Centre of the urban core (Bến Thành): a small scene far from it is peri-urban, with room
+        for growth.
 
     Returns
     -------
@@ -258,7 +266,8 @@ def generate_pair(
     """
     out = Path(out_dir)
     before, after, transform = landcover(
-        seed, resolution=resolution, size_m=size_m, centre=centre, growth_patches=growth_patches
+        seed, resolution=resolution, size_m=size_m, centre=centre, growth_patches=growth_patches,
+        core=core,
     )
     rng = np.random.default_rng(seed + 1)
     paths = []
