@@ -878,7 +878,7 @@ def make_router(settings: Settings) -> APIRouter:
         from gis.analysis.jobs import JobManager, JobSettings
 
         js = getattr(app.state, "job_settings", None) or JobSettings()
-        mgr = JobManager(app.state.gis.dsn, js, settings.data_dir)
+        mgr = JobManager(app.state.gis.dsn, js, settings.data_dir, settings.raster_dir)
         await asyncio.to_thread(mgr.open)
         app.state.jobs = mgr
         try:
@@ -903,7 +903,7 @@ def make_router(settings: Settings) -> APIRouter:
                 from gis.analysis.jobs import JobManager, JobSettings
 
                 js = getattr(app.state, "job_settings", None) or JobSettings()
-                mgr = JobManager(app.state.gis.dsn, js, settings.data_dir)
+                mgr = JobManager(app.state.gis.dsn, js, settings.data_dir, settings.raster_dir)
                 mgr.open()
                 # before the interpreter joins the worker threads (concurrent.futures registers
                 # its join the same way, earlier: these run last-registered first)

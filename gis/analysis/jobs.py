@@ -453,14 +453,43 @@ def recover_jobs(dsn: str, results_root: Path | None = None) -> tuple[list[str],
 
 
 # --- inputs -----------------------------------------------------------------------------------
+RASTER_PREFIX = "raster:"
+
+
+def _raster_input(name: str, raw: str, dsn: str, raster_root: Path) -> str:
+    """The file of ``raster:<collection>`` (its latest item) or ``raster:<collection>/<item>``."""
+    from gis.raster.catalog import get_item, list_items
+
+    ref = raw[len(RASTER_PREFIX):].strip()
+    if "/" in ref:
+        item = get_item(dsn, ref)  # NotFoundError / InputError name the item
+    else:
+        items = list_items(dsn, ref)
+        if not items:
+            raise InputError(f"Input {name}: there is no raster collection {ref!r} (or it is empty).")
+        item = items[-1]  # by time: the latest
+    path = item.path(raster_root)
+    if not path.is_file():
+        raise InputError(f"Input {name}: the file of raster item {item.ref} is missing from the store.")
+    return str(path)
+
+
 def resolve_path_inputs(
-    analysis, values: dict[str, Any], input_dirs: list[Path] | tuple[Path, ...]
+    analysis,
+    values: dict[str, Any],
+    input_dirs: list[Path] | tuple[Path, ...],
+    *,
+    dsn: str | None = None,
+    raster_root: Path | None = None,
 ) -> dict:
-    """The values with each file input (``format: path``) resolved inside ``input_dirs``.
+    """The values with each file input (``format: path``) resolved inside ``input_dirs``, or in
+    the raster catalog.
 
     A file input names a file by a path relative to one of the input folders (an absolute path
     inside one is accepted too). Anything outside them (``..``, a symbolic link leading out) or
-    missing is refused, without saying where the folders are.
+    missing is refused, without saying where the folders are. ``raster:<collection>`` (its latest
+    item) or ``raster:<collection>/<item>`` names a raster of the platform's own catalog (given
+    ``dsn`` and ``raster_root``), e.g. ``raster:worldpop`` for the population grid.
 
     Raises
     ------
@@ -473,10 +502,14 @@ def resolve_path_inputs(
         raw = out.get(p.name)
         if p.format != "path" or raw in (None, ""):
             continue
+        if str(raw).startswith(RASTER_PREFIX) and dsn is not None and raster_root is not None:
+            out[p.name] = _raster_input(p.name, str(raw), dsn, Path(raster_root))
+            continue
         if not roots:
             raise InputError(
                 f"Input {p.name}: this server takes no file inputs (no input folder is "
-                "configured, GIS_PROCESSES_INPUT_DIRS)."
+                "configured, GIS_PROCESSES_INPUT_DIRS); name a raster of the catalog instead, "
+                f"e.g. {RASTER_PREFIX}worldpop."
             )
         given = Path(str(raw))
         found = None
@@ -502,6 +535,7 @@ def check_inputs(
     params: dict[str, Any] | None,
     dsn: str,
     input_dirs: list[Path] | tuple[Path, ...] = (),
+    raster_root: Path | None = None,
 ) -> dict[str, Any]:
     """Validate the parameters of a job before it is queued: types and ranges (the registry),
     file inputs (:func:`resolve_path_inputs`) and the database checks of
@@ -513,7 +547,7 @@ def check_inputs(
     from gis.analysis.processes import precheck
 
     values = analysis.validate(params)
-    resolve_path_inputs(analysis, values, input_dirs)
+    resolve_path_inputs(analysis, values, input_dirs, dsn=dsn, raster_root=raster_root)
     precheck(analysis.id, dsn, values)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
 
@@ -577,6 +611,7 @@ def run_job(
     *,
     results_root: Path,
     input_dirs: list[Path] | tuple[Path, ...] = (),
+    raster_root: Path | None = None,
     publish: bool = True,
     cancel: threading.Event | None = None,
 ) -> Job:
@@ -594,6 +629,8 @@ def run_job(
         Folder of the result folders (``<root>/<job id>/``).
     input_dirs : list of Path
         See :class:`JobSettings`.
+    raster_root : Path, optional
+        The raster store, for ``raster:<collection>`` file inputs.
     publish : bool
         Publish a result with a geometry as ``stats.job_<short id>`` (a public collection).
     cancel : threading.Event, optional
@@ -618,7 +655,9 @@ def run_job(
         table = None
         try:
             analysis = get_analysis(job.process_id)
-            values = resolve_path_inputs(analysis, job.inputs, input_dirs)
+            values = resolve_path_inputs(
+                analysis, job.inputs, input_dirs, dsn=dsn, raster_root=raster_root
+            )
             report = _Reporter(conn, job_id, cancel)
             t0 = time.monotonic()
             result = analysis.run(dsn, values, progress=report)
@@ -716,12 +755,14 @@ class JobManager:
     'successful'
     """
 
-    def __init__(self, dsn: str, settings: JobSettings, data_dir: Path) -> None:
+    def __init__(self, dsn: str, settings: JobSettings, data_dir: Path,
+                 raster_root: Path | None = None) -> None:
         from psycopg_pool import ConnectionPool
 
         self.dsn = dsn
         self.settings = settings
         self.results_root = Path(settings.results_dir or Path(data_dir) / "processes")
+        self.raster_root = raster_root
         self.pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -798,6 +839,7 @@ class JobManager:
                 job_id,
                 results_root=self.results_root,
                 input_dirs=self.settings.input_dirs,
+                raster_root=self.raster_root,
                 publish=self.settings.publish,
                 cancel=cancel,
             )
@@ -820,7 +862,9 @@ class JobManager:
         InputError
             Bad inputs (nothing recorded).
         """
-        values = check_inputs(analysis, params, self.dsn, self.settings.input_dirs)
+        values = check_inputs(
+            analysis, params, self.dsn, self.settings.input_dirs, self.raster_root
+        )
         with self.pool.connection() as conn:
             job = create_job(conn, analysis.id, values, execution=execution, mode=mode)
         self._start(job.job_id)

@@ -106,8 +106,9 @@ def write_file(df, path: str | Path, *, layer: str | None = None) -> Path:
         elif fmt == "GeoJSON":
             import pyogrio
 
-            pyogrio.write_dataframe(data.to_crs(STORAGE_CRS), tmp, driver="GeoJSON",
-                                    layer_options={"RFC7946": "YES"})
+            # the layer name becomes the GeoJSON "name": the file's, not the temporary one's
+            pyogrio.write_dataframe(data.to_crs(STORAGE_CRS), tmp, layer=layer or p.stem,
+                                    driver="GeoJSON", layer_options={"RFC7946": "YES"})
         elif fmt == "Parquet":
             import pyarrow.parquet as pq
 

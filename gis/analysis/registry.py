@@ -209,7 +209,8 @@ AOI = Param("aoi", "string", "Area of interest: 'minlon,minlat,maxlon,maxlat', W
             "'ward:CODE' / 'ward2019:CODE' / 'district:CODE'.", format="aoi")
 ZONES = Param("zones", "string", "Zone layer the statistics are given per.", default="wards_2025",
               enum=("wards_2025", "wards_2019", "districts"), format="layer")
-WORLDPOP = Param("worldpop", "string", "Population raster (WorldPop GeoTIFF, people per cell).",
+WORLDPOP = Param("worldpop", "string", "Population raster (WorldPop GeoTIFF, people per cell); "
+                 "over the API, raster:<collection> names one of the catalog, e.g. raster:worldpop.",
                  required=True, format="path")
 STOREY_H = Param("storey_height_m", "number", "Storey height used where only a building's height is known.",
                  default=3.5, minimum=1.5, maximum=10, unit="m")

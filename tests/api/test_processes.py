@@ -83,6 +83,7 @@ def pc(proc_dsn, tmp_path_factory):
         workers=2, input_dirs=[SHARED], results_dir=data / "results"
     )
     with TestClient(app, raise_server_exceptions=False) as c:
+        c.data_dir = data  # the raster store is data / "rasters"
         yield c
 
 
@@ -329,6 +330,32 @@ def test_file_inputs_are_confined_to_the_input_folders(pc, aoi):
         assert "worldpop" in r.json()["description"] and "etc" not in r.json()[
             "description"
         ].replace(bad, "")
+
+
+def test_a_raster_of_the_catalog_is_an_input(pc, aoi):
+    """raster:worldpop: the population grid of the platform's own raster store, no file path (the
+    same result as the file itself)."""
+    from gis.raster.store import RasterStore
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    opts = RasterIngestOptions(collection="worldpop", sensor="worldpop", datetime="2020")
+    dsn = pc.app.state.gis.dsn
+    res = run_raster_ingest(dsn, [SHARED / WORLDPOP], opts, store=RasterStore(pc.data_dir / "rasters"))
+    assert res.outcome in ("loaded", "unchanged")
+    inputs = {"aoi": aoi, "minutes": [5], "distances_km": [1]}
+    by_ref = _run_async(pc, "health.access", {**inputs, "worldpop": "raster:worldpop"})
+    by_file = _run_async(pc, "health.access", {**inputs, "worldpop": WORLDPOP})
+    assert by_ref["status"] == by_file["status"] == "successful", (by_ref, by_file)
+
+    def people(job):
+        fc = pc.get(f"/jobs/{job['jobID']}/results").json()
+        return sorted(
+            (f["properties"]["code"], round(f["properties"]["population"], 3)) for f in fc["features"]
+        )
+
+    assert people(by_ref) == people(by_file) and people(by_ref)
+    r = pc.post("/processes/health.access/execution", json={"inputs": {"worldpop": "raster:none"}})
+    assert r.status_code == 400 and "raster collection 'none'" in r.json()["description"]
 
 
 def test_a_failing_job_keeps_the_reason_and_writes_nothing(pc, pdb, aoi):

@@ -222,3 +222,30 @@ def test_file_inputs_stay_inside_the_input_folders(tmp_path):
     with pytest.raises(InputError, match="takes no file inputs"):
         jobs.resolve_path_inputs(a, {"worldpop": "sub/pop.tif"}, [])
     assert jobs.resolve_path_inputs(a, {"worldpop": None}, [])["worldpop"] is None
+
+
+def test_a_raster_of_the_catalog_is_a_file_input(dsn, tmp_path):
+    """``raster:<collection>`` (its latest item) and ``raster:<collection>/<item>`` name a raster of
+    the platform's own store, with no input folder configured."""
+    from gis.raster.store import RasterStore
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    files = generate(tmp_path / "sample")
+    store = tmp_path / "rasters"
+    opts = RasterIngestOptions(collection="worldpop", sensor="worldpop", datetime="2020")
+    res = run_raster_ingest(dsn, [files["population"]], opts, store=RasterStore(store))
+    assert res.outcome == "loaded"
+    a = get_analysis("health.access")
+    got = jobs.resolve_path_inputs(a, {"worldpop": "raster:worldpop"}, [], dsn=dsn, raster_root=store)
+    path = Path(got["worldpop"])
+    assert path.is_file() and path.is_relative_to(store)
+    with psycopg.connect(dsn) as conn:
+        (item_id,) = conn.execute("SELECT id FROM raster.items WHERE collection = 'worldpop'").fetchone()
+    by_item = jobs.resolve_path_inputs(
+        a, {"worldpop": f"raster:worldpop/{item_id}"}, [], dsn=dsn, raster_root=store
+    )
+    assert by_item["worldpop"] == got["worldpop"]
+    with pytest.raises(InputError, match="no raster collection 'nothing'"):
+        jobs.resolve_path_inputs(a, {"worldpop": "raster:nothing"}, [], dsn=dsn, raster_root=store)
+    with pytest.raises(NotFoundError):
+        jobs.resolve_path_inputs(a, {"worldpop": "raster:worldpop/nope"}, [], dsn=dsn, raster_root=store)
