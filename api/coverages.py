@@ -16,7 +16,11 @@ Coverages (``/collections/{id}/coverage``)
     ``time("2020-01-01":"2020-12-31")``; repeatable), ``bbox`` + ``bbox-crs``, ``datetime``
     (also ``2020`` or ``2020-06``), ``properties`` (bands), ``scale-factor``, ``scale-axes``,
     ``scale-size``, ``width``/``height``, ``f`` (``GeoTIFF`` default, ``json``/``covjson``:
-    CoverageJSON). ``/coverage/domainset`` and ``/coverage/rangetype`` describe the grid and bands.
+    CoverageJSON), ``crs`` (output CRS: the coverage's own by default; the CRSs of the Features
+    API, listed in the collection's ``crs`` member; nearest-neighbour warp, VN-2000 by the
+    official transformation; ``Content-Crs`` names it) and ``subset-crs`` (the CRS of the
+    spatial axes of ``subset``). ``/coverage/domainset`` and ``/coverage/rangetype`` describe
+    the grid and bands.
 
 STAC API (``/stac``)
     Core, collections, OGC API - Features (items of a collection) and item search (GET and
@@ -70,6 +74,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/fieldselection",
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/coverage-rangesubset",
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/scaling",
+    "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/geotiff",
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/coveragejson",
     "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/oas30",
@@ -97,15 +102,28 @@ COVERAGE_PARAMS = (
     "subset",
     "bbox",
     "bbox-crs",
+    "subset-crs",
+    "crs",
     "datetime",
     "properties",
     "scale-factor",
     "scale-axes",
     "scale-size",
+    "scaleSize",  # its name in earlier drafts, which GDAL's OGCAPI driver (3.6) sends
     "width",
     "height",
 )
-STAC_ITEMS_PARAMS = ("bbox", "intersects", "datetime", "collections", "ids", "limit", "token", "f")
+STAC_ITEMS_PARAMS = (
+    "bbox",
+    "intersects",
+    "datetime",
+    "collections",
+    "ids",
+    "limit",
+    "token",
+    "f",
+    "lang",
+)
 SEARCH_PARAMS = ("bbox", "intersects", "datetime", "collections", "ids", "limit", "token", "f")
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000  # as the Features API (GIS_API_MAX_LIMIT default)
@@ -272,7 +290,13 @@ def landing_links(base: str) -> list[dict]:
 
 
 def _collection_doc(
-    base: str, pid: str, rid: str, info: gcov.CoverageInfo, cat: RasterCatalog, lang: str
+    base: str,
+    pid: str,
+    rid: str,
+    info: gcov.CoverageInfo,
+    cat: RasterCatalog,
+    lang: str,
+    full: bool = False,
 ) -> dict:
     stac = info.stac
     path = f"{base}/collections/{quote(pid)}"
@@ -346,7 +370,7 @@ def _collection_doc(
             "spatial": {"bbox": [info.bbox], "crs": gcov.CRS84_URI},
             "temporal": {"interval": interval, "trs": gcov.GREGORIAN},
         },
-        "crs": [info.crs_uri],
+        "crs": gcov.supported_crs_uris(info),
         "storageCrs": info.crs_uri,
         "links": links,
     }
@@ -357,9 +381,37 @@ def _collection_doc(
             {"cellsCount": info.primary.height, "resolution": -t[4]},
         ]
         doc["x-raster"] = {"items": info.n_items, "bands": info.primary.band_names}
+        if full:  # the draft lets a coverage's own description hold its range type
+            doc["rangeType"] = gcov.rangetype(info)
+        layers = cat.layers.get(rid, [])
+        if layers:
+            preview = _preview(base, layers[0][0], info.bbox)
+            if preview:
+                doc["x-raster"]["preview"] = preview
     if providers:
         doc["attribution"] = providers
     return doc
+
+
+def _preview(base: str, layer_id: str, bbox: list[float]) -> dict | None:
+    """Up to 2 x 2 PNG map tiles (WebMercatorQuad) of a raster layer that hold ``bbox``: the
+    preview of the coverage's HTML page."""
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    w, s, e, n = bbox
+    s, n = max(s, -85.0), min(n, 85.0)
+    if not (w < e and s < n):
+        return None
+    for z in range(16, -1, -1):
+        tl, br = tms.tile(w, n, z), tms.tile(e, s, z)
+        if br.x - tl.x <= 1 and br.y - tl.y <= 1:
+            break
+    rows = [
+        [f"{base}/xyz/{quote(layer_id)}/{z}/{x}/{y}.png" for x in range(tl.x, br.x + 1)]
+        for y in range(tl.y, br.y + 1)
+    ]
+    return {"layer": layer_id, "zoom": z, "rows": rows}
 
 
 def extra_collections(request: Request, lang: str) -> list[dict]:
@@ -378,7 +430,9 @@ def find_collection(request: Request, collection_id: str, lang: str) -> dict | N
     rid = cat.public.get(collection_id)
     if rid is None:
         return None
-    return _collection_doc(_base(request), collection_id, rid, cat.coverages[rid], cat, lang)
+    return _collection_doc(
+        _base(request), collection_id, rid, cat.coverages[rid], cat, lang, full=True
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +457,23 @@ def _stac_item(base: str, content: dict) -> dict:
         assets[key] = a
     doc["assets"] = assets
     return doc
+
+
+def _footprints(features: list[dict]) -> dict:
+    """The items' footprints with a few properties, for the map of an HTML page."""
+    keep = ("datetime", "start_datetime", "end_datetime", "proj:code", "gsd")
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": f["id"],
+                "geometry": f.get("geometry"),
+                "properties": {k: f["properties"][k] for k in keep if k in f.get("properties", {})},
+            }
+            for f in features
+        ],
+    }
 
 
 def _stac_collection(base: str, content: dict, cat: RasterCatalog) -> dict:
@@ -641,6 +712,30 @@ def _coverage_format(request: Request) -> str:
     return "geotiff"
 
 
+def _stac_format(request: Request) -> str:
+    """``json`` or ``html`` (``f``, else the Accept header: browsers get HTML)."""
+    from api.negotiation import negotiate
+
+    return negotiate(request, ("json", "html"))
+
+
+def _stac_html(request: Request, template: str, doc: dict, media: str = JSON, **ctx) -> Response:
+    """A STAC document as an HTML page (api/templates/stac_*.html)."""
+    from api.negotiation import language
+
+    q = [(k, v) for k, v in request.query_params.multi_items() if k != "f"]
+    json_href = f"{_base(request)}{request.url.path}?{urlencode([*q, ('f', 'json')])}"
+    return request.app.state.pages.render(
+        template,
+        lang=language(request),
+        base=_base(request),
+        self_url=str(request.url),
+        alternates=[{"href": json_href, "rel": "alternate", "type": media, "title": "JSON"}],
+        doc=doc,
+        **ctx,
+    )
+
+
 def make_router(settings: Settings) -> APIRouter:
     """The routes of the coverages, the STAC API and the COG downloads."""
     router = APIRouter()
@@ -662,6 +757,10 @@ def make_router(settings: Settings) -> APIRouter:
         fmt = _coverage_format(request)
         qp = request.query_params
         params = {k: qp.get(k) for k in COVERAGE_PARAMS}
+        if params.pop("scaleSize") is not None:
+            if params["scale-size"] is not None:
+                raise InputError("Parameter scaleSize: give scale-size or scaleSize, not both")
+            params["scale-size"] = qp.get("scaleSize")
         subsets = qp.getlist("subset")
         params["subset"] = ",".join(subsets) if subsets else None
         q = gcov.parse_coverage_query(params, info)
@@ -699,7 +798,7 @@ def make_router(settings: Settings) -> APIRouter:
     @router.get("/stac", include_in_schema=False)
     async def stac_landing(request: Request) -> Response:
         _check_params(request, ("f", "lang"))
-        _check_json_f(request)
+        fmt = _stac_format(request)
         base = _base(request)
         rows = await fetch(request, "SELECT id, title FROM raster.collections ORDER BY id", None)
         links = [
@@ -748,18 +847,19 @@ def make_router(settings: Settings) -> APIRouter:
             }
             for cid, title in rows
         ]
-        return _json(
-            {
-                "type": "Catalog",
-                "stac_version": STAC_VERSION,
-                "id": "hcmc-rasters",
-                "title": "HCMC open GIS: raster catalog",
-                "description": "Satellite scenes and gridded data of Ho Chi Minh City as Cloud-Optimised "
-                "GeoTIFFs (STAC API).",
-                "conformsTo": STAC_CONFORMANCE,
-                "links": links,
-            }
-        )
+        doc = {
+            "type": "Catalog",
+            "stac_version": STAC_VERSION,
+            "id": "hcmc-rasters",
+            "title": "HCMC open GIS: raster catalog",
+            "description": "Satellite scenes and gridded data of Ho Chi Minh City as Cloud-Optimised "
+            "GeoTIFFs (STAC API).",
+            "conformsTo": STAC_CONFORMANCE,
+            "links": links,
+        }
+        if fmt == "html":
+            return _stac_html(request, "stac_landing.html", doc)
+        return _json(doc)
 
     @router.get("/stac/conformance", include_in_schema=False)
     async def stac_conformance(request: Request) -> Response:
@@ -770,20 +870,21 @@ def make_router(settings: Settings) -> APIRouter:
     @router.get("/stac/collections", include_in_schema=False)
     async def stac_collections(request: Request) -> Response:
         _check_params(request, ("f", "lang"))
-        _check_json_f(request)
+        fmt = _stac_format(request)
         base = _base(request)
         cat = await _catalog(request)
         rows = await fetch(request, "SELECT content FROM raster.stac_collections ORDER BY id", None)
-        return _json(
-            {
-                "collections": [_stac_collection(base, r[0], cat) for r in rows],
-                "links": [
-                    {"href": f"{base}/stac/collections", "rel": "self", "type": JSON},
-                    {"href": f"{base}/stac", "rel": "root", "type": JSON},
-                    {"href": f"{base}/stac", "rel": "parent", "type": JSON},
-                ],
-            }
-        )
+        doc = {
+            "collections": [_stac_collection(base, r[0], cat) for r in rows],
+            "links": [
+                {"href": f"{base}/stac/collections", "rel": "self", "type": JSON},
+                {"href": f"{base}/stac", "rel": "root", "type": JSON},
+                {"href": f"{base}/stac", "rel": "parent", "type": JSON},
+            ],
+        }
+        if fmt == "html":
+            return _stac_html(request, "stac_collections.html", doc)
+        return _json(doc)
 
     async def stac_collection_row(request: Request, collection_id: str) -> dict:
         rows = await fetch(
@@ -803,8 +904,11 @@ def make_router(settings: Settings) -> APIRouter:
     async def stac_collection(request: Request, collection_id: str) -> Response:
         content = await stac_collection_row(request, collection_id)
         _check_params(request, ("f", "lang"))
-        _check_json_f(request)
-        return _json(_stac_collection(_base(request), content, await _catalog(request)))
+        fmt = _stac_format(request)
+        doc = _stac_collection(_base(request), content, await _catalog(request))
+        if fmt == "html":
+            return _stac_html(request, "stac_collection.html", doc)
+        return _json(doc)
 
     async def search(
         request: Request,
@@ -812,6 +916,7 @@ def make_router(settings: Settings) -> APIRouter:
         self_href: str,
         method: str,
         fixed_collection: str | None = None,
+        html: bool = False,
     ) -> Response:
         base = _base(request)
         page_sql, params, count_sql = gcov.stac_search_sql(
@@ -868,31 +973,48 @@ def make_router(settings: Settings) -> APIRouter:
                         "method": "GET",
                     }
                 )
-        return _json(
-            {
-                "type": "FeatureCollection",
-                "features": [_stac_item(base, r[2]) for r in rows],
-                "links": links,
-                "numberMatched": int(count),
-                "numberReturned": len(rows),
-            },
-            media=GEOJSON,
-        )
+        doc = {
+            "type": "FeatureCollection",
+            "features": [_stac_item(base, r[2]) for r in rows],
+            "links": links,
+            "numberMatched": int(count),
+            "numberReturned": len(rows),
+        }
+        if html:
+            nxt = next((lk["href"] for lk in links if lk["rel"] == "next"), None)
+            lang = request.query_params.get("lang")
+            extra = [("f", "html")] + ([("lang", lang)] if lang else [])
+            return _stac_html(
+                request,
+                "stac_items.html",
+                doc,
+                media=GEOJSON,
+                cid=fixed_collection,
+                geojson=_footprints(doc["features"]),
+                next_url=f"{nxt}&{urlencode(extra)}" if nxt else None,
+            )
+        return _json(doc, media=GEOJSON)
 
     @router.get("/stac/collections/{collection_id}/items", include_in_schema=False)
     async def stac_items(request: Request, collection_id: str) -> Response:
         await stac_collection_row(request, collection_id)
         _check_params(request, STAC_ITEMS_PARAMS)
-        _check_json_f(request)
-        src = {k: v for k, v in request.query_params.items() if k != "f"}
+        fmt = _stac_format(request)
+        src = {k: v for k, v in request.query_params.items() if k not in ("f", "lang")}
         a = _search_args(src, allow=STAC_ITEMS_PARAMS)
-        return await search(request, a, str(request.url), "GET", fixed_collection=collection_id)
+        self_href = str(request.url)
+        if fmt == "html":  # the JSON document's self link
+            q = [(k, v) for k, v in request.query_params.multi_items() if k not in ("f", "lang")]
+            self_href = f"{_base(request)}{request.url.path}" + (f"?{urlencode(q)}" if q else "")
+        return await search(
+            request, a, self_href, "GET", fixed_collection=collection_id, html=fmt == "html"
+        )
 
     @router.get("/stac/collections/{collection_id}/items/{item_id}", include_in_schema=False)
     async def stac_item(request: Request, collection_id: str, item_id: str) -> Response:
         await stac_collection_row(request, collection_id)
         _check_params(request, ("f", "lang"))
-        _check_json_f(request)
+        fmt = _stac_format(request)
         rows = await fetch(
             request,
             "SELECT content FROM raster.stac_items WHERE collection = %s AND id = %s",
@@ -900,7 +1022,12 @@ def make_router(settings: Settings) -> APIRouter:
         )
         if not rows:
             raise NotFoundError(f"The raster collection {collection_id!r} has no item {item_id!r}.")
-        return _json(_stac_item(_base(request), rows[0][0]), media=GEOJSON)
+        doc = _stac_item(_base(request), rows[0][0])
+        if fmt == "html":
+            return _stac_html(
+                request, "stac_item.html", doc, media=GEOJSON, geojson=_footprints([doc])
+            )
+        return _json(doc, media=GEOJSON)
 
     @router.get("/stac/search", include_in_schema=False)
     async def stac_search_get(request: Request) -> Response:
@@ -1006,6 +1133,8 @@ def openapi_paths(snapshot=None) -> dict:
     stac_coll = p("collectionId", "Raster collection id (see /stac/collections).", where="path")
     lang = p("lang", "Language of titles.", {"type": "string", "enum": ["en", "vi"]})
     fjson = p("f", "Response format.", {"type": "string", "enum": ["json"]})
+    fhtml = p("f", "Response format.", {"type": "string", "enum": ["json", "html"]})
+    html = {"text/html": {"schema": {"type": "string"}}}
     obj = {"type": "object"}
     js = {JSON: {"schema": obj}}
     gj = {
@@ -1096,6 +1225,19 @@ def openapi_paths(snapshot=None) -> dict:
             explode=False,
         ),
         p("bbox-crs", "CRS of bbox (an OGC URI).", {"type": "string"}),
+        p(
+            "subset-crs",
+            "CRS of the spatial axes of subset (E/N, or Lon/Lat for a geographic CRS): an OGC "
+            "URI or a CURIE of the collection's `crs` list.",
+            {"type": "string"},
+        ),
+        p(
+            "crs",
+            "Output CRS (an OGC URI or a CURIE such as `[EPSG:9210]`, from the collection's "
+            "`crs` list); the coverage's own CRS by default. Nearest-neighbour resampling.",
+            {"type": "string"},
+            example="http://www.opengis.net/def/crs/EPSG/0/9210",
+        ),
         datetime,
         p(
             "properties",
@@ -1111,6 +1253,12 @@ def openapi_paths(snapshot=None) -> dict:
         ),
         p("scale-axes", "Downsampling factor per axis, e.g. `Lon(2),Lat(2)` or `E(2),N(2)`."),
         p("scale-size", "Output size in cells per axis, e.g. `Lon(512),Lat(512)`."),
+        p(
+            "scaleSize",
+            "The name of scale-size in earlier drafts of the standard (GDAL's OGCAPI driver "
+            "sends it).",
+            deprecated=True,
+        ),
         p("width", "Output width in cells.", {"type": "integer", "minimum": 1}),
         p("height", "Output height in cells.", {"type": "integer", "minimum": 1}),
         p("f", "Output format.", {"type": "string", "enum": ["GeoTIFF", "covjson", "json"]}),
@@ -1165,26 +1313,32 @@ def openapi_paths(snapshot=None) -> dict:
             js,
             "Coverages",
         ),
-        "/stac": op("stacLanding", "STAC API landing page", [fjson, lang], js, "STAC"),
+        "/stac": op("stacLanding", "STAC API landing page", [fhtml, lang], {**js, **html}, "STAC"),
         "/stac/conformance": op(
             "stacConformance", "STAC API conformance classes", [fjson, lang], js, "STAC"
         ),
-        "/stac/collections": op("stacCollections", "STAC collections", [fjson, lang], js, "STAC"),
+        "/stac/collections": op(
+            "stacCollections", "STAC collections", [fhtml, lang], {**js, **html}, "STAC"
+        ),
         "/stac/collections/{collectionId}": op(
-            "stacCollection", "A STAC collection", [stac_coll, fjson, lang], js, "STAC"
+            "stacCollection",
+            "A STAC collection",
+            [stac_coll, fhtml, lang],
+            {**js, **html},
+            "STAC",
         ),
         "/stac/collections/{collectionId}/items": op(
             "stacItems",
             "The STAC items of a collection",
-            [stac_coll, bbox, intersects, datetime, collections, ids, limit, token],
-            gj,
+            [stac_coll, bbox, intersects, datetime, collections, ids, limit, token, fhtml, lang],
+            {**gj, **html},
             "STAC",
         ),
         "/stac/collections/{collectionId}/items/{itemId}": op(
             "stacItem",
             "A STAC item",
-            [stac_coll, p("itemId", "Item id.", where="path"), fjson, lang],
-            {GEOJSON: {"schema": obj}},
+            [stac_coll, p("itemId", "Item id.", where="path"), fhtml, lang],
+            {GEOJSON: {"schema": obj}, **html},
             "STAC",
         ),
         "/stac/search": search_get,

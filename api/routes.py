@@ -76,7 +76,12 @@ def _state(request: Request) -> ApiState:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The API root's URL (no trailing slash), worked out once per request."""
+    scope = request.scope
+    base = scope.get("gis.base")
+    if base is None:
+        base = scope["gis.base"] = str(request.base_url).rstrip("/")
+    return base
 
 
 def _url(request: Request, path: str, params: dict | list | None = None) -> str:
@@ -88,10 +93,13 @@ def _url(request: Request, path: str, params: dict | list | None = None) -> str:
 
 def _with(request: Request, drop: tuple[str, ...] = (), **set_: str) -> str:
     """The request's URL with parameters dropped or set."""
-    names = set(drop) | set(set_)
-    q = [(k, v) for k, v in request.query_params.multi_items() if k not in names]
-    q += list(set_.items())
-    return _url(request, request.url.path, q)
+    q: list = []
+    if request.scope.get("query_string"):  # most requests have none: no parsing then
+        names = set(drop) | set(set_)
+        q = [(k, v) for k, v in request.query_params.multi_items() if k not in names]
+    q += set_.items()
+    url = _base(request) + request.url.path
+    return url + "?" + urlencode(q) if q else url
 
 
 def _json(

@@ -9,6 +9,7 @@ rasterio: the oracle is the file, not a hard-coded number.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -127,6 +128,8 @@ def test_raster_collections_in_the_catalog_root(client, db):
     for cid in ("s2-synthetic", "worldpop", "era5", "raster-buildings"):
         assert cid in docs, sorted(docs)
     wp = client.get("/collections/worldpop").json()
+    # the collection's own document adds its range type (bands) to the one of the list
+    assert wp.pop("rangeType")["field"][0]["name"] == wp["x-raster"]["bands"][0]
     assert wp == docs["worldpop"]
     rels = {link["rel"]: link for link in wp["links"]}
     assert {
@@ -182,6 +185,197 @@ def test_domainset_and_rangetype(client, db, store):
     assert rt["field"][2]["definition"] == "red" and rt["field"][2]["nilValues"][0]["value"] == 0
     wp = client.get("/collections/worldpop/coverage/domainset").json()["generalGrid"]
     assert wp["axisLabels"][:2] == ["Lon", "Lat"]
+
+
+def test_coverage_collection_html_page(client, db):
+    from test_stac import BROWSER, html_page
+
+    doc = client.get("/collections/worldpop").json()
+    page = html_page(client.get("/collections/worldpop", headers={"Accept": BROWSER}))
+    assert doc["title"] in page.text
+    assert json.loads(page.scripts["extent"]) == doc["extent"]["spatial"]["bbox"][0]
+    # the bands (the range type, also in the JSON document)
+    assert [f["name"] for f in doc["rangeType"]["field"]] == doc["x-raster"]["bands"]
+    for f in doc["rangeType"]["field"]:
+        assert f["name"] in page.text
+    # every link of the coverage block answers
+    for href in page.links:
+        if "/coverage" in href or "/stac/" in href:
+            r = client.get(href)
+            assert r.status_code == 200, (href, r.text[:200])
+    assert any(h.endswith("/coverage?f=GeoTIFF") for h in page.links)
+    # the preview: map tiles of the raster layer 'population', real PNGs that hold data
+    rows = doc["x-raster"]["preview"]["rows"]
+    assert 1 <= len(rows) <= 2 and page.imgs == [src for row in rows for src in row]
+    painted = 0
+    for src in page.imgs:
+        r = client.get(src)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        with MemoryFile(r.content) as mem, mem.open() as png:
+            painted += int((png.read(png.count) > 0).any())
+    assert painted >= 1
+    # a coverage without map layer: no preview, its bands
+    s2 = html_page(client.get("/collections/s2-synthetic?f=html&lang=vi"))
+    assert not s2.imgs and all(b in s2.text for b in ("B02", "B08", "B11"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output CRS (crs, subset-crs)
+# ---------------------------------------------------------------------------------------------
+
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
+
+
+def warp_oracle(out, src_path, out_band: int = 1, src_band: int = 1):
+    """Check each cell of a reprojected output against the source cell under its centre, found
+    with gis.crs (the official VN-2000 transformation). Cells within 1/100 of a cell of a source
+    cell's edge are ties and skipped. Returns (inside, clear) masks of the output cells."""
+    from pyproj import CRS
+
+    from gis.crs import make_transformer
+
+    with rasterio.open(src_path) as src:
+        data = src.read(src_band)
+        rows, cols = np.mgrid[0 : out.height, 0 : out.width]
+        xs, ys = out.transform * (cols + 0.5, rows + 0.5)
+        tr = make_transformer(CRS.from_wkt(out.crs.to_wkt()), CRS.from_wkt(src.crs.to_wkt()))
+        sx, sy = tr.transform_xy(xs, ys)
+        fc, fr = ~src.transform * (sx, sy)
+        inside = (fc >= 0) & (fc < src.width) & (fr >= 0) & (fr < src.height)
+        frac_c, frac_r = fc - np.floor(fc), fr - np.floor(fr)
+        clear = inside & (np.minimum(frac_c, 1 - frac_c) > 0.01)
+        clear &= np.minimum(frac_r, 1 - frac_r) > 0.01
+        got = out.read(out_band, masked=True)
+        expect = data[fr[clear].astype(int), fc[clear].astype(int)]
+        np.testing.assert_array_equal(got.data[clear], expect)
+        # cells outside the source are no data
+        outside = ~inside
+        if outside.any():
+            assert np.ma.getmaskarray(got)[outside].all()
+        return inside, clear
+
+
+def test_collection_lists_its_output_crss(client):
+    from gis.query import SUPPORTED_CRS
+
+    doc = client.get("/collections/s2-synthetic").json()
+    assert doc["crs"][0] == doc["storageCrs"] == EPSG.format(32648)
+    assert set(SUPPORTED_CRS) <= set(doc["crs"])
+    conf = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/crs" in conf
+
+
+def test_crs_warps_with_the_official_vn2000_transformation(client, db, store):
+    # a UTM 48N scene to the HCMC cadastral grid (VN-2000 / TM-3 105-45)
+    path = cog(db, store, "s2-synthetic")
+    r = client.get(
+        "/collections/s2-synthetic/coverage", params={"crs": "[EPSG:9210]", "properties": "B04"}
+    )
+    assert r.headers["content-crs"] == f"<{EPSG.format(9210)}>"
+    with tif(r) as out, rasterio.open(path) as src:
+        assert out.crs.to_epsg() == 9210 and out.nodata == src.nodata
+        # about as many cells as the source (GDAL's suggested warp grid)
+        assert abs(out.width * out.height / (src.width * src.height) - 1) < 0.1
+        inside, clear = warp_oracle(out, path, 1, 3)
+        assert clear.sum() > 0.9 * inside.sum() > 0
+    # WorldPop (lon/lat grid) to VN-2000, an area given in Lat/Lon
+    r = client.get(
+        "/collections/worldpop/coverage",
+        params={"subset": "Lat(10.6:10.9),Lon(106.5:106.8)", "crs": EPSG.format(9210)},
+    )
+    path = cog(db, store, "worldpop")
+    with tif(r) as out:
+        assert out.crs.to_epsg() == 9210
+        inside, clear = warp_oracle(out, path)
+        assert clear.sum() > 0.9 * inside.sum() > 0
+
+
+def test_crs_and_bbox_in_the_same_crs_give_that_box(client, db, store):
+    from gis.crs import make_transformer
+
+    x0, y0, x1, y1 = make_transformer("OGC:CRS84", "EPSG:3857").transform_bounds(
+        (106.62, 10.72, 106.78, 10.86)
+    )
+    params = {
+        "bbox": f"{x0},{y0},{x1},{y1}",
+        "bbox-crs": EPSG.format(3857),
+        "crs": EPSG.format(3857),
+    }
+    r = client.get("/collections/worldpop/coverage", params=params)
+    path = cog(db, store, "worldpop")
+    with tif(r) as out:
+        assert out.crs.to_epsg() == 3857
+        assert out.bounds == pytest.approx((x0, y0, x1, y1))
+        inside, clear = warp_oracle(out, path)
+        assert inside.all() and clear.sum() > 0.9 * inside.size
+        w, h = out.width, out.height
+    # scaling applies to the warped grid; CoverageJSON is in the same CRS
+    r = client.get("/collections/worldpop/coverage", params={**params, "scale-size": "Lon(7)"})
+    with tif(r) as out:
+        assert out.width == 7 and out.height == round(h * 7 / w)
+        assert out.bounds == pytest.approx((x0, y0, x1, y1))
+    cj = client.get("/collections/worldpop/coverage", params={**params, "f": "covjson"}).json()
+    ref = cj["domain"]["referencing"][0]
+    assert ref["system"]["id"] == EPSG.format(3857) and ref["coordinates"] == ["x", "y"]
+    assert cj["domain"]["axes"]["x"]["num"] == w
+
+
+def test_subset_crs_is_the_crs_of_the_subset_axes(client, db, store):
+    from gis.crs import make_transformer
+
+    path = cog(db, store, "s2-synthetic")
+    with rasterio.open(path) as src:
+        b = src.bounds
+    box = make_transformer("EPSG:32648", "EPSG:9210").transform_bounds(
+        (b.left + 1000, b.bottom + 1000, b.left + 3000, b.bottom + 2500)
+    )
+    x0, y0, x1, y1 = (round(v) for v in box)
+    common = {"crs": "EPSG:9210", "properties": "B08"}
+    r = client.get(
+        "/collections/s2-synthetic/coverage",
+        params={**common, "subset": f"E({x0}:{x1}),N({y0}:{y1})", "subset-crs": "[EPSG:9210]"},
+    )
+    with tif(r) as out:
+        assert out.bounds == pytest.approx((x0, y0, x1, y1))
+        warp_oracle(out, path, 1, 4)
+        by_subset = out.read()
+    r = client.get(
+        "/collections/s2-synthetic/coverage",
+        params={**common, "bbox": f"{x0},{y0},{x1},{y1}", "bbox-crs": EPSG.format(9210)},
+    )
+    with tif(r) as out:
+        np.testing.assert_array_equal(out.read(), by_subset)
+    # a geographic subset-crs takes Lat/Lon (EPSG:4326 or CRS84: the labels say which is which)
+    r4326 = client.get(
+        "/collections/worldpop/coverage",
+        params={"subset": "Lat(10.7:10.8),Lon(106.6:106.7)", "subset-crs": "EPSG:4326"},
+    )
+    r84 = client.get(
+        "/collections/worldpop/coverage", params={"subset": "Lat(10.7:10.8),Lon(106.6:106.7)"}
+    )
+    with tif(r4326) as a, tif(r84) as b:
+        assert a.bounds == b.bounds
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_crs_of_the_native_grid_reads_no_warp(client):
+    base = client.get("/collections/worldpop/coverage", params={"subset": "Lat(10.7:10.8)"})
+    for crs, header, coords in [
+        ("EPSG:4326", EPSG.format(4326), ["y", "x"]),
+        ("OGC:CRS84", "http://www.opengis.net/def/crs/OGC/1.3/CRS84", ["x", "y"]),
+    ]:
+        r = client.get(
+            "/collections/worldpop/coverage", params={"subset": "Lat(10.7:10.8)", "crs": crs}
+        )
+        assert r.headers["content-crs"] == f"<{header}>"
+        with tif(r) as out, tif(base) as ref:
+            assert out.transform == ref.transform
+            np.testing.assert_array_equal(out.read(), ref.read())
+        cj = client.get(
+            "/collections/worldpop/coverage",
+            params={"subset": "Lat(10.7:10.8)", "crs": crs, "f": "covjson"},
+        ).json()
+        assert cj["domain"]["referencing"][0]["coordinates"] == coords
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +627,26 @@ def test_coveragejson_is_valid_and_holds_physical_values(client, db, store):
             400,
             ("bbox-crs",),
         ),
+        ("/collections/worldpop/coverage", {"crs": "EPSG:2154"}, 400, ("crs", "EPSG:2154")),
+        ("/collections/worldpop/coverage", {"crs": "[EPSG:"}, 400, ("crs",)),
+        (
+            "/collections/worldpop/coverage",
+            {"subset": "E(1:2),N(3:4)", "subset-crs": "EPSG:27700"},
+            400,
+            ("subset-crs", "EPSG:27700"),
+        ),
+        (
+            "/collections/worldpop/coverage",
+            {"subset-crs": "EPSG:3857"},
+            400,
+            ("subset-crs", "spatial subset"),
+        ),
+        (
+            "/collections/worldpop/coverage",
+            {"subset": "Lat(10.7:10.8),Lon(106.6:106.7)", "subset-crs": "EPSG:3857"},
+            400,
+            ("subset", "E and N"),
+        ),
         ("/collections/worldpop/coverage", {"datetime": "yesterday"}, 400, ("datetime",)),
         ("/collections/worldpop/coverage", {"datetime": "1990"}, 400, ("datetime", "no item")),
         (
@@ -452,6 +666,12 @@ def test_coveragejson_is_valid_and_holds_physical_values(client, db, store):
         ),
         ("/collections/worldpop/coverage", {"width": "100000"}, 400, ("width", "limit")),
         ("/collections/worldpop/coverage", {"scale-size": "Lon(x)"}, 400, ("scale-size",)),
+        (
+            "/collections/worldpop/coverage",
+            {"scale-size": "Lon(5)", "scaleSize": "Lon(5)"},
+            400,
+            ("scaleSize", "not both"),
+        ),
         ("/collections/worldpop/coverage", {"scale-factor": "2", "width": "10"}, 400, ("scale",)),
         ("/collections/worldpop/coverage", {"colour": "red"}, 400, ("colour",)),
         ("/collections/era5/coverage", {"datetime": "2020-02-30"}, 400, ("datetime",)),

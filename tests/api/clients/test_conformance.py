@@ -17,7 +17,6 @@ import json
 import re
 import unicodedata
 from datetime import UTC, datetime
-
 from pathlib import Path
 
 import openapi_spec_validator
