@@ -233,6 +233,8 @@ def run_ingest(
                 loader = Loader(conn, kind, run_id=run_id, valid_from=now,
                                 direct=takes_direct_path(conn, kind, src.count))
                 result.extra["direct_first_load"] = loader.direct
+                # the row hashes are computed here, while the database works on the batch before
+                client_hashes = m.client_hashing(conn)
                 # personal data (owner names, id numbers) never leaves the database's private schema:
                 # not even into the rejects file
                 private_columns = {resolved[f.name] for f in kind.fields
@@ -250,6 +252,8 @@ def run_ingest(
                         if len(norm.rejects):
                             rejects.append(norm.rejects)
                             _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
+                        if client_hashes:
+                            norm.rows["client_hash"] = m.client_hashes(norm.rows, kind)
                         loader.put(norm.rows)
                         if progress:
                             progress(result.read, src.count)

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gis.errors import InputError
 from ingest.kinds import Kind
@@ -131,7 +133,12 @@ class Mapping:
             out[target] = _transform(values, rule)
         for target, value in self.constants.items():
             if target not in out or out[target].isna().all():
-                out[target] = pd.Series([value] * n, index=df.index, dtype=object)
+                if isinstance(value, str):  # text: an Arrow-backed column, no Python object per row
+                    const = pa.repeat(pa.scalar(value, pa.string()), n).to_pandas()
+                    const.index = df.index
+                    out[target] = const
+                else:
+                    out[target] = pd.Series([value] * n, index=df.index, dtype=object)
             else:
                 out[target] = out[target].where(out[target].notna(), value)
         return pd.DataFrame(out, index=df.index)
@@ -186,7 +193,7 @@ def _transform(values: pd.Series, rule: FieldRule) -> pd.Series:
         if is_str.any():
             values[is_str] = values[is_str].astype(str).str.extract(rule.extract)[0]
     if rule.upper:
-        values = values.map(lambda v: v.strip().upper() if isinstance(v, str) else v)
+        values = _strip_upper(values)
     if rule.map:
         mapping = {str(k): v for k, v in rule.map.items()}
         values = values.map(lambda v: mapping.get(str(v), v) if v is not None and not _isnan(v) else v)
@@ -195,6 +202,30 @@ def _transform(values: pd.Series, rule: FieldRule) -> pd.Series:
     if rule.default is not None:
         values = values.astype(object).where(values.notna(), rule.default)
     return values
+
+
+# the characters str.strip() removes from ASCII text
+_ASCII_SPACE_EDGE = r"^[\t\n\x0b\x0c\r\x1c-\x1f ]|[\t\n\x0b\x0c\r\x1c-\x1f ]$"
+
+
+def _strip_upper(values: pd.Series) -> pd.Series:
+    """``v.strip().upper()`` of the str values; with Arrow when every value is an ASCII str (or
+    missing) without spaces around it, else value by value."""
+    arr = None
+    if str(values.dtype) == "str" or isinstance(values.dtype, pd.StringDtype):
+        arr = pa.array(values, from_pandas=True)
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string":
+        arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    if arr is not None:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.string())
+        if (arr.null_count < len(arr) and pc.all(pc.string_is_ascii(arr)).as_py()
+                and not pc.any(pc.match_substring_regex(arr, _ASCII_SPACE_EDGE)).as_py()):
+            out = pc.ascii_upper(arr).to_pandas()
+            out.index = values.index
+            return out
+    return values.map(lambda v: v.strip().upper() if isinstance(v, str) else v)
 
 
 def _isnan(v) -> bool:

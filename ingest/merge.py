@@ -39,7 +39,8 @@ def create_stage(conn: psycopg.Connection, kind: Kind, table: str = "stage") -> 
     cols = [sql.SQL("fid int8")]
     cols += [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(PG_TYPES[f.type])) for f in kind.fields]
     cols.append(sql.SQL("geom bytea NOT NULL"))
-    cols.append(sql.SQL("geom_md5 text NOT NULL"))  # md5(geom), computed by the client (see copy_rows)
+    cols.append(sql.SQL("geom_md5 text NOT NULL"))  # md5(geom), computed by the client (see geom_md5)
+    cols.append(sql.SQL("client_hash text"))  # the row hash when the client computed it (see client_hashes)
     if table not in STAGE_TABLES:
         raise ValueError(f"not a staging table: {table!r}")
     conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.SQL(table), sql.SQL(", ").join(cols)))
@@ -54,10 +55,12 @@ def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame, table: s
     """
     if rows.empty:
         return 0
-    names = ["fid", *kind.field_names, "geom", "geom_md5"]
-    types = ["int8", *[PG_TYPES[f.type] for f in kind.fields], "bytea", "text"]
+    names = ["fid", *kind.field_names, "geom", "geom_md5", "client_hash"]
+    types = ["int8", *[PG_TYPES[f.type] for f in kind.fields], "bytea", "text", "text"]
     if "geom_md5" not in rows:
         rows = rows.assign(geom_md5=geom_md5(rows["geom"]))
+    if "client_hash" not in rows:  # the database computes every row hash
+        rows = rows.assign(client_hash=pd.Series([None] * len(rows), index=rows.index, dtype=object))
     if table not in STAGE_TABLES:
         raise ValueError(f"not a staging table: {table!r}")
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -87,6 +90,69 @@ def geom_md5(geoms: pd.Series) -> list[str]:
     """The md5 (hex) of each geometry's EWKB: part of the row hash, computed by the client rather
     than by the server (PostgreSQL's md5() of a bytea is the hex digest of the same bytes)."""
     return [hashlib.md5(g).hexdigest() for g in geoms.tolist()]
+
+
+# record_out (the text of ROW(...)) quotes a value that is empty or holds one of these
+_QUOTED = '["\\\\(),\t\n\x0b\x0c\r ]'
+
+
+def _row_text_field(pg_type: str, col: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
+    """(text of the field in ROW(...)::text, where that text is exact), or None."""
+    n = len(col)
+    if pg_type == "text":
+        if str(col.dtype) == "str" or isinstance(col.dtype, pd.StringDtype):
+            arr = pa.array(col, from_pandas=True)
+        else:
+            values = col.to_numpy(dtype=object)
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                return None
+            arr = pa.array(values, type=pa.string(), from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.string())
+        quote = pc.fill_null(pc.or_(pc.equal(arr, ""), pc.match_substring_regex(arr, _QUOTED)), False)
+        escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '""')
+        quoted = pc.binary_join_element_wise(pa.scalar('"'), escaped, pa.scalar('"'), pa.scalar(""))
+        return pc.if_else(quote, quoted, arr).fill_null(""), np.ones(n, dtype=bool)
+    if pg_type == "int8":
+        if not pd.api.types.is_integer_dtype(col.dtype):
+            return None
+        return pc.cast(pa.array(col, from_pandas=True), pa.string()).fill_null(""), np.ones(n, dtype=bool)
+    if pg_type == "float8":
+        if not (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)):
+            return None
+        null = col.isna().to_numpy(dtype=bool)
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        size = np.abs(values)
+        # float8out (extra_float_digits > 0) writes the shortest exact digits, as repr() does, in
+        # positional notation for decimal exponents -4 to 14 (repr: to 15), without repr's ".0"
+        exact = null | (np.isfinite(values) & ((values == 0) | ((size >= 1e-4) & (size < 1e15))))
+        text = [("" if isnull else r[:-2] if (r := repr(v)).endswith(".0") else r) if ok else ""
+                for v, isnull, ok in zip(values.tolist(), null.tolist(), exact.tolist())]
+        return pa.array(text, pa.string()), exact
+    return None
+
+
+def client_hashes(rows: pd.DataFrame, kind: Kind) -> list[str | None]:
+    """The row hash of each row (see :func:`server_hash_expr`), computed by the client: the text of
+    ``ROW(...)`` built column-wise with Arrow, then an md5 per row. None where the text might not be
+    the database's exactly (dates, booleans, floats written with an exponent): the database computes
+    those. :func:`check_client_hashes` compares a sample with the database's."""
+    n = len(rows)
+    types = {f.name: PG_TYPES[f.type] for f in kind.fields}
+    parts, exact = [pa.scalar("(")], np.ones(n, dtype=bool)
+    for i, name in enumerate(hashed_fields(kind)):
+        field = _row_text_field(types[name], rows[name]) if n else None
+        if field is None:
+            return [None] * n
+        if i:
+            parts.append(pa.scalar(","))
+        parts.append(field[0])
+        exact &= field[1]
+    md5s = pa.array(rows["geom_md5"].tolist() if "geom_md5" in rows else geom_md5(rows["geom"]), pa.string())
+    parts += [pa.scalar(")"), md5s]
+    text = pc.binary_join_element_wise(*parts, pa.scalar("")).cast(pa.binary())
+    return [hashlib.md5(t).hexdigest() if ok else None for t, ok in zip(text.to_pylist(), exact.tolist())]
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -259,10 +325,56 @@ def drop_rejected(conn: psycopg.Connection, fids: list[int], *, direct: bool = F
 
 
 # -- merges ---------------------------------------------------------------------------------------
-def hash_expr(fields: list[str]) -> sql.Composable:
-    # s.geom_md5 = md5(s.geom), staged by the client
-    return sql.SQL("md5(ROW({})::text || s.geom_md5)").format(
+CADASTRAL_HASHED = ("land_use", "legal_area_m2", "address", "owner_type", "owner_name", "id_number",
+                    "source", "licence")
+PLANNING_LOT_FIELDS = ("lot_code", "use_class", "use_code", "use_name", "max_storeys", "max_height_m", "max_far",
+                       "max_coverage", "max_density_pph", "area_m2")
+
+
+def hashed_fields(kind: Kind) -> list[str]:
+    """The fields of a kind's row hash, in order (with the geometry's md5 after them)."""
+    if kind.name == "cadastral":
+        return list(CADASTRAL_HASHED)
+    if kind.name == "planning":
+        return ["plan_name", *PLANNING_LOT_FIELDS]
+    return kind.field_names
+
+
+def server_hash_expr(fields: list[str]) -> sql.Composable:
+    """The row hash as the database computes it: md5 of the row's text and the geometry's md5."""
+    return sql.SQL("md5(ROW({})::text || s.geom_md5)").format(  # s.geom_md5 = md5(s.geom)
         sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(f)) for f in fields))
+
+
+def hash_expr(fields: list[str]) -> sql.Composable:
+    """The row hash of a staged row: the client's (:func:`client_hashes`), else the database's."""
+    return sql.SQL("coalesce(s.client_hash, {})").format(server_hash_expr(fields))
+
+
+def client_hashing(conn: psycopg.Connection) -> bool:
+    """Whether :func:`client_hashes` matches the database's text of floats (its default shortest
+    exact output, ``extra_float_digits`` > 0)."""
+    return int(conn.execute("SELECT current_setting('extra_float_digits')").fetchone()[0]) > 0
+
+
+def check_client_hashes(conn: psycopg.Connection, kind: Kind, table: str = "stage") -> None:
+    """Compare the client's row hashes with the database's on a sample (every 50th feature): the
+    row hashes decide what a later load sees as changed, so they must be the database's exactly.
+
+    Raises
+    ------
+    RuntimeError
+        When one differs (a bug: the job then fails and writes nothing).
+    """
+    if table not in STAGE_TABLES:
+        raise ValueError(f"not a staging table: {table!r}")
+    bad = conn.execute(sql.SQL(
+        "SELECT s.fid, s.client_hash, {h} FROM {t} s WHERE s.fid % 50 = 0 AND s.client_hash IS NOT NULL "
+        "AND s.client_hash <> {h} LIMIT 1").format(h=server_hash_expr(hashed_fields(kind)),
+                                                   t=sql.SQL(table))).fetchone()
+    if bad:
+        raise RuntimeError(f"row hash of feature {bad[0]} computed by the client ({bad[1]}) differs from "
+                           f"the database's ({bad[2]})")
 
 
 def geom_expr(kind: Kind) -> sql.Composable:
@@ -325,7 +437,7 @@ def drop_for_bulk_load(conn: psycopg.Connection, kind: Kind) -> list:
     """Drop the secondary indexes and the foreign keys of the kind's (empty) table and of the tables
     referencing it, except those to ``ingest.runs``; return the statements that restore them
     (indexes first, then the foreign keys, validated)."""
-    schema, table = kind.table.split(".")
+    schema = kind.table.split(".")[0]
     # unique indexes stay for the kinds whose merge is an INSERT ... ON CONFLICT on them
     rows = conn.execute(
         "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x "
@@ -384,9 +496,8 @@ def _merge_planning(conn: psycopg.Connection, kind: Kind, run_id: int) -> MergeC
               IS DISTINCT FROM (EXCLUDED.level, EXCLUDED.decision_no, EXCLUDED.approval_date,
                                 EXCLUDED.authority, EXCLUDED.source, EXCLUDED.licence)
     """)
-    lot_fields = ["lot_code", "use_class", "use_code", "use_name", "max_storeys", "max_height_m", "max_far",
-                  "max_coverage", "max_density_pph", "area_m2"]
-    hash_fields = ["plan_name", *lot_fields]
+    lot_fields = list(PLANNING_LOT_FIELDS)
+    hash_fields = hashed_fields(kind)
     cols = sql.SQL(", ").join(map(sql.Identifier, ["plan_id", *lot_fields, "run_id", "row_hash", "geom"]))
     sel = sql.SQL(", ").join([sql.SQL("p.plan_id"), *(sql.SQL("s.{}").format(sql.Identifier(f)) for f in lot_fields),
                               sql.Placeholder("run_id"), hash_expr(hash_fields), geom_expr(kind)])
@@ -413,8 +524,7 @@ def parcel_id_sequence(conn: psycopg.Connection) -> str:
 
 
 def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> MergeCounts:
-    hashed = ["land_use", "legal_area_m2", "address", "owner_type", "owner_name", "id_number",
-              "source", "licence"]
+    hashed = hashed_fields(kind)
     # new_id: the parcel_id of the version a new or changed row will insert, drawn here so that the
     # owners are inserted straight from cmp, without a join back to the parcels on the natural key
     conn.execute(sql.SQL("""
@@ -424,7 +534,7 @@ def _merge_cadastral(conn: psycopg.Connection, kind: Kind, run_id: int, now) -> 
               FROM stage s LEFT JOIN cadastral.parcels p
                 ON p.valid_to IS NULL AND p.commune_code = s.commune_code
                AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
-              OFFSET 0) q  -- OFFSET 0: the hash computed once per row, not once per reference
+              ORDER BY s.fid OFFSET 0) q  -- ids in feature order; the hash computed once per row
     """).format(h=hash_expr(hashed), seq=sql.Literal(parcel_id_sequence(conn))))
     # An edition older than what the database knows of a parcel (a version after this edition's date,
     # or a retirement at or after it) does not overwrite it: re-running an older file is a no-op, not a

@@ -223,9 +223,9 @@ def convert_types(raw: pd.DataFrame, kind: Kind, resolved: dict, rej: Rejector) 
 
 
 _NULL_TEXT = pa.array(["", "nan", "None", "NaN"])
-# str.strip() removes whitespace only, and whitespace is never a letter or a digit: a value that
-# starts and ends with a letter or a digit is its own strip()
-_STRIPPED = r"(?s)^[\p{L}\p{N}](.*[\p{L}\p{N}])?$"
+# the characters str.strip() removes (str.isspace(); none lies above U+3000): a value whose first
+# and last characters are none of them is its own strip()
+_SPACES = pa.array([c for c in map(chr, range(0x3001)) if c.isspace()], pa.string())
 
 
 def _is_number(col: pd.Series) -> bool:
@@ -256,7 +256,8 @@ def _clean_text(col: pd.Series) -> tuple[pd.Series, pd.Series] | None:
     if arr is None:
         return None
     valid = arr.is_valid()
-    odd = pc.and_(valid, pc.invert(pc.fill_null(pc.match_substring_regex(arr, _STRIPPED), False)))
+    odd = pc.fill_null(pc.or_(pc.is_in(pc.utf8_slice_codeunits(arr, 0, 1), _SPACES),
+                              pc.is_in(pc.utf8_slice_codeunits(arr, -1, 2 ** 31 - 1), _SPACES)), False)
     if pc.any(odd).as_py():
         arr = pc.replace_with_mask(arr, odd, pa.array([v.strip() for v in arr.filter(odd).to_pylist()],
                                                       pa.string()))
