@@ -5,6 +5,7 @@ Run from the project root::
 
     .venv/bin/python bench/raster_bench.py                  # 10,000 x 10,000, 168 wards, 100,000 parcels
     .venv/bin/python bench/raster_bench.py --size 4000 --parcels 20000   # quick
+    .venv/bin/python bench/raster_bench.py --zones wards --repeat 3 --reuse   # peers interleaved 3x
 
 What it does (results and how to read them: bench/README.md, section "Raster"):
 
@@ -26,12 +27,24 @@ What it does (results and how to read them: bench/README.md, section "Raster"):
    * ``gis`` - :func:`gis.raster.zonal.zonal_to_postgis`: zones read from PostGIS, exact
      coverage, count/sum/mean/min/max/std/p10/p25/p50/p75/p90/frac, written to ``stats.*``;
    * ``gis-moments`` - the same without percentiles (``--percentiles ''``);
+   * ``gis:1``, ``gis-moments:1`` - the same on one worker process (``METHOD:N``: N workers;
+     plain ``gis`` uses ``--workers``), to compare single-core work with the single-threaded
+     peers;
    * ``rasterstats`` - ``rasterstats.zonal_stats`` with the same statistics (centre-of-cell rule,
      no coverage weighting; zones from the same GeoJSON/parcels in memory, results not stored);
    * ``exactextract`` - exactextract's own count/sum/mean/min/max/stdev (reference);
    * ``postgis`` - ``ST_SummaryStatsAgg(ST_Clip(rast, geom))`` per zone (count/sum/mean/std/min/
      max; PostGIS has no exact coverage weighting and no percentiles in that aggregate).
-5. Writes JSON to ``bench/out/raster_bench.json`` and a markdown table to stdout.
+5. With ``--repeat N`` runs every method N times, interleaved (round 1: all methods, round
+   2: all methods, ...), so that a load change on a shared machine hits every method alike.
+   Each run reports wall-clock seconds and **CPU seconds** (user + system of the process and
+   its workers, plus the server backend's for PostGIS): on a machine shared with other jobs
+   CPU seconds vary much less than wall-clock time.
+6. Writes JSON to ``bench/out/raster_bench_<zones>.json`` and a markdown table to stdout (median and
+   best of the repeats).
+
+``--reuse`` keeps the raster, the COG and the database of an earlier run with the same
+``--size`` and ``--parcels`` (no COG-writing measurement, no reload).
 """
 
 from __future__ import annotations
@@ -251,31 +264,79 @@ def setup_db(cog: Path, n_parcels: int, skip_postgis: bool) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _cpu_s() -> float:
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)  # pool workers, once joined
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (the PostgreSQL backend) from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: time and CPU when the method's libraries are imported (set by :func:`_mark`)
+_MARK: dict[str, float] = {}
+
+
+def _mark() -> None:
+    _MARK.update(t=time.perf_counter(), cpu=_cpu_s())
+
+
 def run_method(method: str, zones: str, dsn: str, cog: Path, workers: int) -> dict:
+    """One method in this process: wall and CPU seconds, in total and without the imports of
+    its libraries (``import_s``, ``import_cpu_s``: what a notebook or server pays once)."""
+    t0, c0 = time.perf_counter(), _cpu_s()
+    res = _run_method(method, zones, dsn, cog, workers)
+    t1, c1 = time.perf_counter(), _cpu_s() + res.pop("backend_cpu_s", 0.0)
+    tm, cm = _MARK.get("t", t0), _MARK.get("cpu", c0)
+    factor = res.pop("extrapolate", 1.0)
+    res["seconds"] = round(tm - t0 + (t1 - tm) * factor, 2)
+    res["cpu_s"] = round(cm - c0 + (c1 - cm) * factor, 2)
+    res["import_s"] = round(tm - t0, 2)
+    res["import_cpu_s"] = round(cm - c0, 2)
+    return res
+
+
+def _run_method(method: str, zones: str, dsn: str, cog: Path, workers: int) -> dict:
     import numpy as np
 
     t = time.perf_counter()
+    label = method
+    method, _, nw = method.partition(":")
+    if nw:
+        workers = int(nw)
     if method in ("gis", "gis-moments"):
+        import psycopg
+        import rasterio
+
         from gis.raster.zonal import zonal_to_postgis
+
+        _mark()
 
         spec = "wards-2025" if zones == "wards" else "bench.parcels:id"
         res = zonal_to_postgis(
             dsn,
             cog,
             spec,
-            f"bench_{zones}_{method.replace('-', '_')}",
+            f"bench_{zones}_{method.replace('-', '_')}_{workers}",
             percentiles=PCT if method == "gis" else (),
             workers=workers,
             with_geometry=False,
         )
-        import psycopg
-
         with psycopg.connect(dsn) as conn:
             total = conn.execute(f"SELECT sum(sum) FROM {res.table}").fetchone()[0]
         n = res.n_zones
     elif method == "rasterstats":
+        import geopandas
+        import rasterio
         from rasterstats import zonal_stats
 
+        _mark()
         geoms = _zones_in_memory(zones)
         limit = int(os.environ.get("RASTERSTATS_LIMIT", "0"))
         sample = limit and len(geoms) > limit
@@ -287,17 +348,20 @@ def run_method(method: str, zones: str, dsn: str, cog: Path, workers: int) -> di
         if sample:
             secs = time.perf_counter() - t
             return {
-                "method": method,
+                "method": label,
                 "zones": zones,
-                "seconds": round(secs * len(_zones_in_memory(zones)) / n, 1),
                 "measured_seconds": round(secs, 2),
+                "extrapolate": len(_zones_in_memory(zones)) / n,
                 "n": n,
                 "total_sum": total,
-                "note": f"measured on the first {n} zones, time extrapolated linearly",
+                "note": f"measured on the first {n} zones, time and CPU extrapolated linearly",
             }
     elif method == "exactextract":
+        import geopandas  # noqa: F401
+        import rasterio  # noqa: F401
         from exactextract import exact_extract
 
+        _mark()
         geoms = _zones_in_memory(zones)
         df = exact_extract(
             str(cog),
@@ -309,19 +373,30 @@ def run_method(method: str, zones: str, dsn: str, cog: Path, workers: int) -> di
     elif method == "postgis":
         import psycopg
 
+        _mark()
         table = "bench.wards" if zones == "wards" else "bench.parcels"
         with psycopg.connect(dsn) as conn:
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             print(json.dumps({"backend_pid": pid}), flush=True)
+            cpu0 = _proc_cpu_s(pid)
             rows = conn.execute(
                 f"SELECT z.id, (ST_SummaryStatsAgg(ST_Clip(r.rast, z.geom, true), 1, true)).* "
                 f"FROM {table} z JOIN bench.pop r ON ST_Intersects(r.rast, z.geom) GROUP BY z.id"
             ).fetchall()
+            backend_cpu = _proc_cpu_s(pid) - cpu0
         total, n = float(sum(r[2] or 0 for r in rows)), len(rows)
+        return {
+            "method": label,
+            "zones": zones,
+            "seconds": round(time.perf_counter() - t, 2),
+            "n": n,
+            "total_sum": total,
+            "backend_cpu_s": backend_cpu,
+        }
     else:
         raise SystemExit(f"unknown method {method}")
     return {
-        "method": method,
+        "method": label,
         "zones": zones,
         "seconds": round(time.perf_counter() - t, 2),
         "n": n,
@@ -443,13 +518,19 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=10_000)
     ap.add_argument("--parcels", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--methods", default="gis,gis-moments,rasterstats,exactextract,postgis")
+    ap.add_argument("--methods", default="gis,gis-moments,gis:1,rasterstats,exactextract,postgis")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument(
         "--rasterstats-limit",
         type=int,
         default=10_000,
         help="time rasterstats on the first N zones only and extrapolate (0: all)",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of all methods, interleaved")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the COG and database of an earlier run (same --size and --parcels)",
     )
     ap.add_argument("--run")
     ap.add_argument(
@@ -469,19 +550,32 @@ def main() -> None:
     methods = args.methods.split(",")
     os.environ["RASTERSTATS_LIMIT"] = str(args.rasterstats_limit)
     raw = make_raster(args.size)
-    cog, cog_res = cog_rate(raw)
-    print(f"COG writing: {cog_res}", flush=True)
-    dsn = setup_db(cog, args.parcels, "postgis" not in methods)
+    cog = OUT / (raw.stem.replace("_raw", "") + "_cog.tif")
+    marker = OUT / f"db_{args.size}_{args.parcels}.json"
+    need_pg = "postgis" in methods
+    reuse = args.reuse and cog.exists()
+    dsn = _reusable_db(marker, need_pg) if reuse else None
+    cog_res = None
+    if not reuse:
+        cog, cog_res = cog_rate(raw)
+        print(f"COG writing: {cog_res}", flush=True)
+    if dsn is None:
+        dsn = setup_db(cog, args.parcels, not need_pg)
+        marker.write_text(json.dumps({"dsn": dsn, "postgis_raster": need_pg}))
     results = []
-    for zones in (args.zones or "wards,parcels").split(","):
-        for m in methods:
-            r = measure(m, zones, dsn, cog, args.workers, args.timeout)
-            print(json.dumps(r), flush=True)
-            results.append(r)
+    for rnd in range(args.repeat):
+        for zones in (args.zones or "wards,parcels").split(","):
+            for m in methods:
+                r = measure(m, zones, dsn, cog, args.workers, args.timeout)
+                r["round"] = rnd + 1
+                r["load_average_1m"] = round(os.getloadavg()[0], 2)
+                print(json.dumps(r), flush=True)
+                results.append(r)
     doc = {
         "size": args.size,
         "parcels": args.parcels,
         "workers": args.workers,
+        "repeat": args.repeat,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "cog": cog_res,
         "postgis_load_s": (OUT / "postgis_load_s.txt").read_text()
@@ -491,16 +585,76 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     doc["load_average"] = os.getloadavg()
-    (ROOT / "bench" / "out" / "raster_bench.json").write_text(json.dumps(doc, indent=2))
-    print("\n| zones | method | time (s) | peak RSS (MB) | sum of sums |")
-    print("|---|---|---:|---:|---:|")
+    zones_tag = (args.zones or "wards,parcels").replace(",", "-")
+    out = ROOT / "bench" / "out" / f"raster_bench_{zones_tag}.json"
+    out.write_text(json.dumps(doc, indent=2))
+    print(f"wrote {out}")
+    print(summary_table(results))
+
+
+def _reusable_db(marker: Path, need_pg: bool) -> str | None:
+    """The DSN of an earlier run's database when it is still there (and has the raster loaded
+    if PostGIS is measured); None otherwise."""
+    import psycopg
+
+    from gis.errors import GisError
+
+    if not marker.exists():
+        return None
+    info = json.loads(marker.read_text())
+    if need_pg and not info.get("postgis_raster"):
+        return None
+    try:
+        from gis import db
+        from gis.settings import Settings
+
+        for name in ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER"):
+            os.environ.pop(name, None)
+        db.resolve_dsn(Settings(data_dir=ROOT / "var" / "bench", database_url=None))
+        with psycopg.connect(info["dsn"]) as conn:
+            conn.execute("SELECT 1 FROM bench.parcels LIMIT 1")
+            if need_pg:
+                conn.execute("SELECT 1 FROM bench.pop LIMIT 1")
+    except (psycopg.Error, OSError, GisError) as exc:  # gone or incomplete: set up again
+        print(f"not reusing the database: {exc}", flush=True)
+        return None
+    print(f"reusing {info['dsn']}", flush=True)
+    return info["dsn"]
+
+
+def summary_table(results: list[dict]) -> str:
+    """Markdown: per zone set and method, median and best wall time and CPU, peak memory."""
+    import statistics
+
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
-        mem = f"{r.get('peak_rss_mb')}" + (
-            f" (+ backend {r['backend_peak_rss_mb']})" if r.get("backend_peak_rss_mb") else ""
+        groups.setdefault((r["zones"], r["method"]), []).append(r)
+    lines = [
+        (
+            "| zones | method | runs | time median (best) s | without imports | "
+            "CPU median (best) s | without imports | peak RSS MB | sum of sums |"
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (zones, method), rs in groups.items():
+        secs = [r["seconds"] for r in rs if r.get("seconds") is not None]
+        cpus = [r["cpu_s"] for r in rs if r.get("cpu_s") is not None]
+        mem = max((r.get("peak_rss_mb") or 0) for r in rs)
+        be = max((r.get("backend_peak_rss_mb") or 0) for r in rs)
+
+        def med(xs):
+            return f"{statistics.median(xs):.2f} ({min(xs):.2f})" if xs else "-"
+
+        t, c = med(secs), med(cpus)
+        t2 = med([r["seconds"] - r.get("import_s", 0) for r in rs if r.get("seconds") is not None])
+        c2 = med([r["cpu_s"] - r.get("import_cpu_s", 0) for r in rs if r.get("cpu_s") is not None])
+        note = " (extrapolated)" if any("note" in r for r in rs) else ""
+        lines.append(
+            f"| {zones} | {method}{note} | {len(secs)} | {t} | {t2} | {c} | {c2} | {mem:.0f}"
+            + (f" + {be:.0f}" if be else "")
+            + f" | {rs[-1].get('total_sum', '-')} |"
         )
-        print(
-            f"| {r['zones']} | {r['method']} | {r.get('seconds')} | {mem} | {r.get('total_sum', '-')} |"
-        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

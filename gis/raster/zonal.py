@@ -24,13 +24,17 @@ How it is computed (see ``bench/README.md`` for the numbers):
 * **small zones** (bounding box of at most :data:`SMALL_ZONE_CELLS` cells and few vertices:
   parcels, lots): the window holding a batch is read once and the coverage of each (zone, cell)
   pair is the area of their intersection, computed vectorised with shapely;
-* **large zones** (wards): :func:`cell_coverage` on the zone's window, read in row strips of
-  bounded size: cells the boundary does not cross are wholly inside or outside (GDAL's
-  centre-rule rasterisation), the cells it crosses (found exactly by walking the densified
-  boundary) get the area of their intersection with the polygon clipped to small blocks;
-  without percentiles, exactextract's own C++ statistics are used instead (faster);
-* both produce (zone, value, weight) triples reduced by one vectorised kernel
-  (:func:`weighted_stats`), so every zone gets the same definitions;
+* **large zones** (wards): :func:`polygon_coverage` cuts the zone's rings at every grid line
+  and accumulates each piece's signed area in its cell (Green's theorem on the grid, as font
+  rasterisers do): the exact fraction of every cell the boundary crosses, and the runs of cells
+  wholly inside between them, in vectorised numpy, with a cost that grows with the boundary,
+  not the area. The raster is read in row strips aligned to its blocks (bounded size), only
+  over the columns the zone uses, and the zone's cells are gathered from it; a zone with many
+  cells is reduced at once (:func:`_zone_stats`: its inside cells keep the raster's type and
+  weight 1, percentiles by histogram refinement, no sort of all values);
+* the other zones give (zone, value, weight) triples reduced by one vectorised kernel
+  (:func:`weighted_stats`), with the same definitions as :func:`_zone_stats` (tested equal,
+  and equal to exactextract's own statistics and quantiles);
 * batches run in worker processes (``workers``), memory bounded by the batch size and the strip
   size, not by the raster or the layer;
 * the result is written with ``COPY`` into a new table that replaces ``stats.zonal_<name>`` in
@@ -285,37 +289,62 @@ BIG_GROUP = 5_000
 def _big_group_stats(
     v: np.ndarray, w: np.ndarray, percentiles: Sequence[float], bins: int = 4096
 ) -> dict[str, float]:
+    """Statistics of one zone with many cells (see :func:`_zone_stats`)."""
+    return _zone_stats(v[:0], v, w, percentiles, bins)
+
+
+def _zone_stats(
+    vu: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    percentiles: Sequence[float],
+    bins: int = 4096,
+) -> dict[str, float]:
     """Statistics of one zone with many cells, percentiles without sorting all values.
+
+    ``vu`` are the values of the cells wholly inside (weight 1: most cells of a large zone,
+    kept in the raster's own type, never copied to float64), ``v`` and ``w`` those of the
+    partly covered cells and their weights (``v`` of the same type as ``vu``).
 
     exactextract's percentile of rank ``s_i = i w_i + (n-1) C_{i-1}`` lies between elements
     ``i_a - 1`` and ``i_a + 1`` where ``i_a`` is the first rank whose cumulative weight exceeds
     ``h / (n-1)`` (because ``(n-1) C_{i-1} <= s_i <= (n-1) C_i``). A weighted histogram finds
     the bin of ``i_a``; only the elements of that bin and its non-empty neighbours are sorted.
     """
-    n = v.size
-    W = float(w.sum())
-    S = float(np.dot(w, v))
+    nu = vu.size
+    n = nu + v.size
+    out: dict[str, float] = {"count": 0.0, "sum": 0.0}
+    for k in ("mean", "min", "max", "std", *(_pname(p) for p in percentiles)):
+        out[k] = math.nan
+    if n == 0:
+        return out
+    W = nu + float(w.sum())
+    S = float(np.add.reduce(vu, dtype=np.float64)) + float(np.add.reduce(w * v))
     mean = S / W
-    d = v - mean
-    out = {
-        "count": W,
-        "sum": S,
-        "mean": mean,
-        "min": float(v.min()),
-        "max": float(v.max()),
-        "std": math.sqrt(max(float(np.dot(w, d * d)) / W, 0.0)),
-    }
-    lo, hi = out["min"], out["max"]
+    d = np.subtract(vu, mean, dtype=np.float64)
+    np.multiply(d, d, out=d)
+    ss = float(d.sum())
+    del d
+    db = np.subtract(v, mean, dtype=np.float64)
+    ss += float(np.add.reduce(w * db * db))
+    parts = [a for a in (vu, v) if a.size]  # n > 0: at least one (no infinite initial value:
+    lo = float(min(a.min() for a in parts))  # an integer raster cannot hold one)
+    hi = float(max(a.max() for a in parts))
+    out.update(count=W, sum=S, mean=mean, min=lo, max=hi, std=math.sqrt(max(ss / W, 0.0)))
     if not percentiles:
         return out
     if hi <= lo:
         for p in percentiles:
             out[_pname(p)] = lo
         return out
-    k = ((v - lo) * (bins / (hi - lo))).astype(np.int32)
-    np.minimum(k, bins - 1, out=k)
-    cnt = np.bincount(k, minlength=bins)
-    wsum = np.bincount(k, weights=w, minlength=bins)
+    # bins computed the same way (same dtype) for both sets, so that (bin, value) order is the
+    # value order; the largest value falls in the last bin
+    scale = (bins - 1) / (hi - lo)
+    ku = _bin_index(vu, lo, scale)
+    k = _bin_index(v.astype(vu.dtype, copy=False), lo, scale)
+    cnt_u = np.bincount(ku, minlength=bins)
+    cnt = cnt_u + np.bincount(k, minlength=bins)
+    wsum = cnt_u + np.bincount(k, weights=w, minlength=bins)
     cw = np.cumsum(wsum)
     cc = np.cumsum(cnt)
     nonempty = np.flatnonzero(cnt)
@@ -331,8 +360,11 @@ def _big_group_stats(
     sel_bins = np.array(sorted(wanted), dtype=np.int32)
     lut = np.zeros(bins, dtype=bool)
     lut[sel_bins] = True
-    m = lut[k]
-    vv, ww, kk = v[m], w[m], k[m]
+    mu, m = np.take(lut, ku), np.take(lut, k)
+    vv = np.concatenate([vu[mu], v[m]]).astype(np.float64)
+    ww = np.concatenate([np.ones(int(mu.sum())), w[m]])
+    kk = np.concatenate([ku[mu], k[m]])
+    del ku, k, mu, m
     o = np.lexsort((vv, kk))
     vv, ww, kk = vv[o], ww[o], kk[o]
     # global rank and cumulative weight of each extracted element
@@ -355,12 +387,21 @@ def _big_group_stats(
         elif gi >= n or r >= vv.size:
             out[_pname(p)] = hi if gi >= n else float(vv[-1])
         elif r == 0:  # cannot happen (the bin before the crossing is extracted); be safe
-            out[_pname(p)] = float(np.quantile(v, float(p) / 100.0))
+            out[_pname(p)] = float(np.quantile(np.concatenate([vu, v]), float(p) / 100.0))
         else:
             sl, sr = s_loc[r - 1], s_loc[r]
             xl, xr = float(vv[r - 1]), float(vv[r])
             out[_pname(p)] = xl + (h - sl) * (xr - xl) / (sr - sl) if sr > sl else xl
     return out
+
+
+def _bin_index(v: np.ndarray, lo: float, scale: float) -> np.ndarray:
+    """``floor((v - lo) * scale)`` as intp, computed in ``v``'s floating type (monotonic)."""
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
+    t = np.subtract(v, v.dtype.type(lo))
+    np.multiply(t, t.dtype.type(scale), out=t)
+    return t.astype(np.intp)
 
 
 def _pname(p: float) -> str:
@@ -388,6 +429,7 @@ class Grid:
     offsets: tuple[float, ...]
     names: tuple[str, ...]
     datetimes: tuple[str | None, ...] = ()
+    block: tuple[int, int] = (256, 256)  # rows, columns of the raster's internal blocks
 
     @property
     def cell_area(self) -> float:
@@ -428,6 +470,7 @@ def open_grid(path: str | Path) -> Grid:
                 tuple(float(o) for o in ds.offsets),
                 tuple(d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)),
                 times,
+                tuple(int(x) for x in ds.block_shapes[0]),
             )
     except GisError:
         raise
@@ -540,65 +583,165 @@ def _small_triples(
     return idx[zi[ok]], vals, cover[ok]
 
 
-def cell_coverage(
-    geom, a: float, e: float, x0: float, y0: float, nrows: int, ncols: int, tile: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact coverage fractions of a polygon on a north-up grid window.
+def polygon_coverage(
+    geom, a: float, e: float, x0: float, y0: float
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Exact coverage fractions of a polygon on a north-up grid, as boundary cells and runs.
 
-    Cells the boundary does not cross are inside or outside as a whole (GDAL's centre-rule
-    rasterisation tells which); cells it crosses (:func:`_edge_cells`, exact) get the area of their intersection with the polygon, computed with shapely against the
-    polygon clipped to ``tile`` x ``tile`` blocks (so each intersection sees a few vertices).
+    The polygon's rings are cut at every grid line they cross, and each piece (lying in one
+    cell) adds to its cell the signed area between itself and the cell's right side, and its
+    height to every cell further right in the row (the accumulation of font rasterisers, which is
+    Green's theorem on the cell grid). A prefix sum along each row then gives the exact covered
+    fraction of every cell the boundary crosses, and the winding number (0 outside, 1 inside)
+    of the cells between them: those are the interior runs, coverage 1, never enumerated one by
+    one. Everything is vectorised (numpy); the cost grows with the number of vertices and
+    boundary cells, not with the zone's area.
+
+    Parameters
+    ----------
+    geom : shapely Polygon or MultiPolygon (or a collection holding polygons)
+    a, e : float
+        Cell width and (negative for north-up) height.
+    x0, y0 : float
+        Coordinates of the corner of cell (row 0, column 0).
+
+    Returns
+    -------
+    boundary : (rows, cols, fractions)
+        Cells the boundary crosses (row-major order, unbounded indices: negative or beyond the
+        raster where the polygon is) and their coverage fractions in [0, 1] (0 where the
+        boundary only grazes the cell).
+    runs : (rows, col_start, col_stop)
+        Cells ``col_start <= col < col_stop`` of ``row`` wholly inside the polygon.
+
+    Examples
+    --------
+    >>> (r, c, f), (rr, c0, c1) = polygon_coverage(shapely.box(0.5, -3.5, 3.5, -0.5),
+    ...                                            1.0, -1.0, 0.0, 0.0)
+    >>> float(f.sum() + (c1 - c0).sum())  # 3 x 3 cells of area
+    9.0
+    >>> rr.tolist(), c0.tolist(), c1.tolist()  # the 2 x 2 cells wholly inside: two runs
+    ([1, 2], [1, 1], [3, 3])
+    """
+    u0, v0, u1, v1 = _segments_uv(geom, a, e, x0, y0)
+    n = u0.size
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return (z, z, np.zeros(0)), (z, z, z)
+    du, dv = u1 - u0, v1 - v0
+    # the grid lines each segment crosses (strictly between its ends)
+    lo = np.minimum(u0, u1)
+    kx = np.floor(lo) + 1
+    nx = np.maximum(np.ceil(np.maximum(u0, u1)) - kx, 0).astype(np.int64)
+    lo = np.minimum(v0, v1)
+    ky = np.floor(lo) + 1
+    ny = np.maximum(np.ceil(np.maximum(v0, v1)) - ky, 0).astype(np.int64)
+    seg = np.arange(n)
+    sx = np.repeat(seg, nx)
+    sy = np.repeat(seg, ny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tx = (kx[sx] + (np.arange(sx.size) - np.repeat(np.cumsum(nx) - nx, nx)) - u0[sx]) / du[sx]
+        ty = (ky[sy] + (np.arange(sy.size) - np.repeat(np.cumsum(ny) - ny, ny)) - v0[sy]) / dv[sy]
+    s_all = np.concatenate([seg, sx, sy, seg])
+    t_all = np.concatenate([np.zeros(n), tx, ty, np.ones(n)])
+    del sx, sy, tx, ty
+    o = np.lexsort((t_all, s_all))
+    s_all, t_all = s_all[o], t_all[o]
+    # pieces between consecutive cut points of a segment: each lies in one cell
+    start = np.flatnonzero(s_all[:-1] == s_all[1:])
+    s = s_all[start]
+    ta, tb = t_all[start], t_all[start + 1]
+    del s_all, t_all, start
+    va = v0[s] + ta * dv[s]
+    vb = v0[s] + tb * dv[s]
+    um = u0[s] + (0.5 * (ta + tb)) * du[s]
+    c = np.floor(um).astype(np.int64)
+    r = np.floor(0.5 * (va + vb)).astype(np.int64)
+    dy = vb - va
+    area = dy * (1.0 - (um - c))  # between the piece and the cell's right side
+    # per cell, row-major
+    o = np.lexsort((c, r))
+    r, c, dy, area = r[o], c[o], dy[o], area[o]
+    first = np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])]
+    st = np.flatnonzero(first)
+    r, c = r[st], c[st]
+    A = np.add.reduceat(area, st)
+    D = np.add.reduceat(dy, st)
+    # winding number left of each cell, within its row (each row's D sums to 0)
+    cd = np.cumsum(D)
+    row_first = np.r_[True, r[1:] != r[:-1]]
+    rs = np.flatnonzero(row_first)
+    base = np.repeat(np.r_[0.0, cd[rs[1:] - 1]], np.diff(np.r_[rs, r.size]))
+    left = cd - D - base
+    after = left + D
+    sign = 1.0 if a * e < 0 else -1.0  # orientation of the grid (north-up: 1)
+    frac = np.clip(sign * (left + A), 0.0, 1.0)
+    frac[frac < 1e-9] = 0.0  # floating-point slivers along shared edges are not coverage
+    nxt = np.flatnonzero(~row_first[1:] & (c[1:] - c[:-1] > 1) & (sign * after[:-1] > 0.5))
+    return (r, c, frac), (r[nxt], c[nxt] + 1, c[nxt + 1])
+
+
+def _segments_uv(geom, a: float, e: float, x0: float, y0: float):
+    """The segments of every ring of a polygonal geometry in grid units (u: columns to the
+    right, v: rows down), exteriors counter-clockwise and holes clockwise."""
+    polys = shapely.get_parts(geom)
+    if not np.all(shapely.get_type_id(polys) == 3):
+        polys = _polygons(geom)
+    polys = shapely.orient_polygons(polys)
+    xy, ring = shapely.get_coordinates(shapely.get_rings(polys), return_index=True)
+    u = (xy[:, 0] - x0) / a
+    v = (xy[:, 1] - y0) / e
+    same = ring[1:] == ring[:-1]
+    return u[:-1][same], v[:-1][same], u[1:][same], v[1:][same]
+
+
+def cell_coverage(
+    geom, a: float, e: float, x0: float, y0: float, nrows: int, ncols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact coverage fractions of a polygon on a north-up grid window (see
+    :func:`polygon_coverage`).
 
     Returns
     -------
     cells : array of int64
-        Row-major indices of the cells with a coverage > 0 in the window.
+        Row-major indices of the cells with a coverage > 0 in the window (ascending).
     fractions : array of float64
         Their coverage fractions (0 < f <= 1).
-    """
-    from affine import Affine
-    from rasterio import features
 
-    transform = Affine(a, 0.0, x0, 0.0, e, y0)
-    shape = (nrows, ncols)
-    edge = _edge_cells(geom, a, e, x0, y0, nrows, ncols)
-    inside = (
-        features.rasterize(
-            [(geom, 1)], out_shape=shape, transform=transform, all_touched=False, dtype="uint8"
-        )
-        .reshape(-1)
-        .astype(bool)
-    )
-    interior = np.flatnonzero(inside & ~edge)
-    ei = np.flatnonzero(edge)
-    if ei.size == 0:
-        return interior, np.ones(interior.size)
-    rows, cols = np.divmod(ei, ncols)
-    # two levels of tiles: the polygon clipped to tile x tile blocks, those pieces clipped to
-    # 4 x 4 sub-blocks; each boundary cell then meets a piece of a few vertices
-    pieces = _clip_tiles(geom, rows, cols, tile, a, e, x0, y0)
-    sub = _clip_tiles(pieces, rows, cols, 4, a, e, x0, y0, parent_tile=tile)
-    cx = (x0 + cols * a).tolist()
-    cy = (y0 + rows * e).tolist()
-    clip = shapely.lib.clip_by_rect
-    subl = sub.tolist()
-    try:
-        area = shapely.area(
-            np.array([clip(p, x, y + e, x + a, y) for p, x, y in zip(subl, cx, cy)], dtype=object)
-        )
-    except shapely.errors.GEOSException:  # a degenerate piece: the careful way
-        area = np.fromiter(
-            (_cell_area(p, x, y + e, x + a, y) for p, x, y in zip(subl, cx, cy)),
-            dtype=np.float64,
-            count=len(cx),
-        )
-    frac = area / abs(a * e)
-    frac = np.minimum(frac, 1.0)
-    keep = frac > 1e-9  # slivers of floating-point noise along shared edges are not coverage
-    return (
-        np.concatenate([interior, ei[keep]]),
-        np.concatenate([np.ones(interior.size), frac[keep]]),
-    )
+    Examples
+    --------
+    >>> cells, f = cell_coverage(shapely.box(0.5, -1.5, 1.5, -0.5), 1.0, -1.0, 0.0, 0.0, 2, 2)
+    >>> cells.tolist(), f.tolist()
+    ([0, 1, 2, 3], [0.25, 0.25, 0.25, 0.25])
+    """
+    (r, c, f), (rr, c0, c1) = polygon_coverage(geom, a, e, x0, y0)
+    ok = (r >= 0) & (r < nrows) & (c >= 0) & (c < ncols) & (f > 0)
+    rr, c0, c1 = _clip_runs(rr, c0, c1, nrows, ncols)
+    run_cells = _run_index(rr * ncols + c0, c1 - c0)
+    cells = np.concatenate([r[ok] * ncols + c[ok], run_cells])
+    frac = np.concatenate([f[ok], np.ones(run_cells.size)])
+    o = np.argsort(cells, kind="stable")
+    return cells[o], frac[o]
+
+
+def _clip_runs(rr, c0, c1, nrows: int, ncols: int):
+    c0, c1 = np.maximum(c0, 0), np.minimum(c1, ncols)
+    ok = (rr >= 0) & (rr < nrows) & (c1 > c0)
+    return rr[ok], c0[ok], c1[ok]
+
+
+def _run_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, s + n)`` of every run (one cumulative sum, no repeat)."""
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    idx = np.ones(total, dtype=np.int64)
+    off = np.cumsum(lengths) - lengths
+    idx[0] = starts[0]
+    idx[off[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(idx, out=idx)
 
 
 def _polygons(geom) -> np.ndarray:
@@ -611,28 +754,6 @@ def _polygons(geom) -> np.ndarray:
         parts = np.concatenate(
             [shapely.get_parts(p) if shapely.get_type_id(p) in (6, 7) else [p] for p in parts]
         )
-
-
-def _edge_cells(
-    geom, a: float, e: float, x0: float, y0: float, nrows: int, ncols: int
-) -> np.ndarray:
-    """Boolean mask (flat) of every cell the polygon's boundary passes through (a superset).
-
-    The boundary is densified so that no piece is longer than a cell side; a piece from cell
-    (r1, c1) to (r2, c2) then passes only through those two cells and (r1, c2) or (r2, c1), and
-    all four are marked. Exact where GDAL's all-touched line burning misses corner cuts.
-    """
-    edge = np.zeros(nrows * ncols, dtype=bool)
-    step = min(abs(a), abs(e)) * 0.999
-    for ring in shapely.get_rings(_polygons(geom)):
-        xy = shapely.get_coordinates(shapely.segmentize(ring, step))
-        c = np.floor((xy[:, 0] - x0) / a).astype(np.int64)
-        r = np.floor((xy[:, 1] - y0) / e).astype(np.int64)
-        rr = np.concatenate([r, r[:-1], r[1:]])
-        cc = np.concatenate([c, c[1:], c[:-1]])
-        ok = (rr >= 0) & (rr < nrows) & (cc >= 0) & (cc < ncols)
-        edge[rr[ok] * ncols + cc[ok]] = True
-    return edge
 
 
 def _clip(g, xmin, ymin, xmax, ymax):
@@ -653,92 +774,77 @@ def _cell_area(g, xmin, ymin, xmax, ymax) -> float:
         return shapely.intersection(shapely.make_valid(g), shapely.box(xmin, ymin, xmax, ymax)).area
 
 
-def _clip_tiles(
-    geom,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    tile: int,
-    a: float,
-    e: float,
-    x0: float,
-    y0: float,
-    parent_tile: int | None = None,
-) -> np.ndarray:
-    """For each cell (rows, cols): ``geom`` clipped to the tile x tile block holding it.
+def _large_cells(grid: Grid, bands: list[int], geom) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The valid cells of one large zone: values of the cells wholly inside (bands, n_inside),
+    values of the partly covered ones (bands, n_edge) and their coverage (n_edge), all values
+    in the raster's type.
 
-    ``geom`` is one geometry, or (with ``parent_tile``) the per-cell pieces of the parent level.
-    Returns an array of geometries, one per cell (shared between cells of a block).
+    The coverage comes from :func:`polygon_coverage` (boundary cells and interior runs, no
+    per-cell geometry); the raster is read in row strips aligned to its blocks (each strip only
+    over the columns the zone uses in it), bounded by :data:`STRIP_CELLS`, and only the cells
+    of the zone are gathered from it.
     """
-    key = (rows // tile) * (1 << 32) + cols // tile
-    uk, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    tr, tc = uk >> 32, uk & ((1 << 32) - 1)
-    out = np.empty(uk.size, dtype=object)
-    for i in range(uk.size):
-        src = geom if parent_tile is None else geom[first[i]]
-        xa = x0 + tc[i] * tile * a
-        ya = y0 + tr[i] * tile * e
-        out[i] = _clip(src, xa, ya + tile * e, xa + tile * a, ya)
-    return out[inv]
+    from rasterio.windows import Window
 
-
-def _large_triples(grid: Grid, bands: list[int], geom, win):
-    """Triples of one large zone: exact coverage on strips of its window (bounded memory)."""
     a, _, c, _, e, f = grid.transform
-    r0, r1, c0, c1 = win
-    rows_per = max(1, STRIP_CELLS // max(c1 - c0, 1))
-    vals_out, w_out = [], []
-    for s0 in range(r0, r1, rows_per):
-        s1 = min(r1, s0 + rows_per)
-        x0, y0 = c + c0 * a, f + s0 * e
-        part = (
-            shapely.clip_by_rect(geom, x0, y0 + (s1 - s0) * e, x0 + (c1 - c0) * a, y0)
-            if (r1 - r0) > rows_per
-            else geom
+    (br, bc, bw), (rr, rc0, rc1) = polygon_coverage(geom, a, e, c, f)
+    ok = (br >= 0) & (br < grid.height) & (bc >= 0) & (bc < grid.width) & (bw > 0)
+    br, bc, bw = br[ok], bc[ok], bw[ok]
+    rr, rc0, rc1 = _clip_runs(rr, rc0, rc1, grid.height, grid.width)
+    nb = len(bands)
+    vu_out: list[np.ndarray] = []
+    vb_out: list[np.ndarray] = []
+    w_out: list[np.ndarray] = []
+    if br.size or rr.size:
+        ds = _Reader.get(grid.path)
+        r0 = int(min(br.min(initial=grid.height), rr.min(initial=grid.height)))
+        r1 = int(max(br.max(initial=-1), rr.max(initial=-1))) + 1
+        width = int(max(bc.max(initial=-1) + 1, rc1.max(initial=0))) - int(
+            min(bc.min(initial=grid.width), rc0.min(initial=grid.width))
         )
-        if part.is_empty:
-            continue
-        cid, cov = cell_coverage(part, a, e, x0, y0, s1 - s0, c1 - c0)
-        if cid.size == 0:
-            continue
-        arr, valid = _read(grid, bands, s0, s1, c0, c1)
-        keep = valid.reshape(-1)[cid]
-        cid = cid[keep]
-        flat = arr.reshape(arr.shape[0], -1)
-        vals_out.append(flat[:, cid].astype(np.float64))
-        w_out.append(cov[keep])
-    if not vals_out:
-        return np.zeros((len(bands), 0)), np.zeros(0)
-    return np.concatenate(vals_out, axis=1), np.concatenate(w_out)
+        bh = max(int(grid.block[0]), 1)
+        rows_per = max(bh, (STRIP_CELLS // max(width, 1)) // bh * bh)
+        s0 = r0 // bh * bh  # strips start on block rows: each block is decompressed once
+        while s0 < r1:
+            s1 = min(s0 + rows_per, r1)
+            i0, i1 = np.searchsorted(br, [s0, s1])
+            j0, j1 = np.searchsorted(rr, [s0, s1])
+            if i1 > i0 or j1 > j0:
+                lo = max(s0, r0)
+                sc0 = int(
+                    min(bc[i0:i1].min(initial=grid.width), rc0[j0:j1].min(initial=grid.width))
+                )
+                sc1 = int(max(bc[i0:i1].max(initial=-1) + 1, rc1[j0:j1].max(initial=0)))
+                flat = ds.read(bands, window=Window(sc0, lo, sc1 - sc0, s1 - lo)).reshape(nb, -1)
+                nc = sc1 - sc0
+                vb = flat[:, (br[i0:i1] - lo) * nc + (bc[i0:i1] - sc0)]
+                vu = flat[
+                    :,
+                    _run_index((rr[j0:j1] - lo) * nc + (rc0[j0:j1] - sc0), rc1[j0:j1] - rc0[j0:j1]),
+                ]
+                del flat
+                mb, mu = _valid(vb, grid), _valid(vu, grid)
+                vb_out.append(vb[:, mb] if not mb.all() else vb)
+                w_out.append(bw[i0:i1][mb])
+                vu_out.append(vu[:, mu] if not mu.all() else vu)
+            s0 = s1
+    dt = np.dtype(grid.dtype)
+    return (
+        np.concatenate(vu_out, axis=1) if vu_out else np.zeros((nb, 0), dtype=dt),
+        np.concatenate(vb_out, axis=1) if vb_out else np.zeros((nb, 0), dtype=dt),
+        np.concatenate(w_out) if w_out else np.zeros(0),
+    )
 
 
-def _large_moments(
-    grid: Grid, bands: list[int], geoms: np.ndarray, idx: np.ndarray
-) -> dict[int, list[dict[str, float]]]:
-    """count, sum, mean, min, max, std of large zones by exactextract's built-in operations."""
-    import geopandas as gpd
-    from exactextract import exact_extract
-    from exactextract.raster import RasterioRasterSource
-
-    ds = _Reader.get(grid.path)
-    gdf = gpd.GeoDataFrame(geometry=list(geoms), crs=grid.crs_wkt)
-    out: dict[int, list[dict[str, float]]] = {int(k): [] for k in idx}
-    for b in bands:
-        src = RasterioRasterSource(ds, b)
-        df = exact_extract(
-            src, gdf, ["count", "sum", "mean", "min", "max", "stdev"], output="pandas"
-        )
-        for row, k in zip(df.itertuples(index=False), idx):
-            out[int(k)].append(
-                {
-                    "count": float(row.count),
-                    "sum": float(row.sum),
-                    "mean": float(row.mean),
-                    "min": float(row.min),
-                    "max": float(row.max),
-                    "std": float(row.stdev),
-                }
-            )
-    return out
+def _valid(vals: np.ndarray, grid: Grid) -> np.ndarray:
+    """Mask of the columns of ``vals`` (bands, n) valid in every band."""
+    ok = np.ones(vals.shape[1], dtype=bool)
+    nd = grid.nodata
+    if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
+        ok &= ~(vals == vals.dtype.type(nd)).any(axis=0)
+    if vals.dtype.kind == "f":
+        ok &= np.isfinite(vals).all(axis=0)
+    return ok
 
 
 def _zone_cells(grid: Grid, geoms: np.ndarray) -> np.ndarray:
@@ -788,18 +894,14 @@ def _compute_batch(
         w_parts.append(w)
         start = stop
     direct: dict[int, list[dict[str, float]]] = {}
-    if not percentiles and large.size:
-        # no percentiles: exactextract's own C++ statistics, reading through rasterio
-        direct.update(_large_moments(grid, bands, geoms[large], large))
-        large = large[:0]
     for k in large:
-        v, w = _large_triples(grid, bands, geoms[k], tuple(wins[k]))
-        if w.size > BIG_GROUP:  # reduce now: no need to keep its cells
-            direct[int(k)] = [_big_group_stats(v[j], w, percentiles) for j in range(nb)]
+        vu, vb, wb = _large_cells(grid, bands, geoms[k])
+        if vu.shape[1] + wb.size > BIG_GROUP:  # reduce now: no need to keep its cells
+            direct[int(k)] = [_zone_stats(vu[j], vb[j], wb, percentiles) for j in range(nb)]
             continue
-        zone_parts.append(np.full(w.size, k, dtype=np.int64))
-        val_parts.append(v)
-        w_parts.append(w)
+        zone_parts.append(np.full(vu.shape[1] + wb.size, k, dtype=np.int64))
+        val_parts.append(np.concatenate([vu, vb], axis=1).astype(np.float64))
+        w_parts.append(np.concatenate([np.ones(vu.shape[1]), wb]))
     z = np.concatenate(zone_parts) if zone_parts else np.zeros(0, dtype=np.int64)
     w = np.concatenate(w_parts) if w_parts else np.zeros(0)
     vals = np.concatenate(val_parts, axis=1) if val_parts else np.zeros((nb, 0))
@@ -1352,8 +1454,19 @@ def zonal_to_postgis(
                         duration,
                     ),
                 )
-                _register(conn, publish, collection_id, target, layer, key_cols, names, bands_l,
-                          grid, item, raster)
+                _register(
+                    conn,
+                    publish,
+                    collection_id,
+                    target,
+                    layer,
+                    key_cols,
+                    names,
+                    bands_l,
+                    grid,
+                    item,
+                    raster,
+                )
         except psycopg.errors.LockNotAvailable:
             raise GisError(
                 f"stats.{target} is in use by another session (a long transaction "
@@ -1422,19 +1535,34 @@ def _prepare_publication(conn, staging: str, layer: ZoneLayer) -> None:
     ).fetchone()
     gtype = (row[0] if row else "GEOMETRY") or "GEOMETRY"
     gtype = {
-        "POLYGON": "Polygon", "MULTIPOLYGON": "MultiPolygon", "POINT": "Point",
-        "MULTIPOINT": "MultiPoint", "LINESTRING": "LineString",
+        "POLYGON": "Polygon",
+        "MULTIPOLYGON": "MultiPolygon",
+        "POINT": "Point",
+        "MULTIPOINT": "MultiPoint",
+        "LINESTRING": "LineString",
         "MULTILINESTRING": "MultiLineString",
     }.get(gtype.upper(), "Geometry")
     conn.execute(
-        sql.SQL("ALTER TABLE stats.{} ALTER COLUMN geom TYPE geometry({}, 4326) "
-                "USING ST_SetSRID(geom, 4326)").format(sql.Identifier(staging), sql.SQL(gtype))
+        sql.SQL(
+            "ALTER TABLE stats.{} ALTER COLUMN geom TYPE geometry({}, 4326) "
+            "USING ST_SetSRID(geom, 4326)"
+        ).format(sql.Identifier(staging), sql.SQL(gtype))
     )
 
 
-def _register(conn, publish: bool, collection_id: str, target: str, layer: ZoneLayer,
-              key_cols: list[tuple[str, str]], names: list[str], bands: list[int], grid,
-              item: Any, raster) -> None:
+def _register(
+    conn,
+    publish: bool,
+    collection_id: str,
+    target: str,
+    layer: ZoneLayer,
+    key_cols: list[tuple[str, str]],
+    names: list[str],
+    bands: list[int],
+    grid,
+    item: Any,
+    raster,
+) -> None:
     """Publish ``stats.<target>`` in gis_meta.collections (public), or withdraw an earlier
     publication of it when the new table cannot be published (no geometry, or not EPSG:4326).
     Runs in the writing transaction, after the new table took its name."""
@@ -1451,8 +1579,9 @@ def _register(conn, publish: bool, collection_id: str, target: str, layer: ZoneL
     id_column = "fid" if len(bands) > 1 else layer.key
     if id_column == "fid":  # several rows (bands) per zone: a feature id of its own
         conn.execute(
-            sql.SQL("ALTER TABLE stats.{} ADD COLUMN fid bigint GENERATED ALWAYS AS IDENTITY "
-                    "UNIQUE").format(sql.Identifier(target))
+            sql.SQL(
+                "ALTER TABLE stats.{} ADD COLUMN fid bigint GENERATED ALWAYS AS IDENTITY UNIQUE"
+            ).format(sql.Identifier(target))
         )
     for c, _t in key_cols:
         if c != id_column:
@@ -1460,11 +1589,14 @@ def _register(conn, publish: bool, collection_id: str, target: str, layer: ZoneL
     fields["band"] = {"public": True, "title_en": "Band", "title_vi": "Kênh"}
     fields["band_name"] = {"public": True, "title_en": "Band name", "title_vi": "Tên kênh"}
     fields["band_datetime"] = {
-        "public": True, "title_en": "Band time", "title_vi": "Thời gian kênh"
+        "public": True,
+        "title_en": "Band time",
+        "title_vi": "Thời gian kênh",
     }
     for s in names:
-        en, vi = _STAT_TITLES.get(s, (f"{s[1:].replace('_', '.')}th percentile",
-                                      f"Phân vị {s[1:].replace('_', '.')}"))
+        en, vi = _STAT_TITLES.get(
+            s, (f"{s[1:].replace('_', '.')}th percentile", f"Phân vị {s[1:].replace('_', '.')}")
+        )
         fields[s] = {"public": True, "title_en": en, "title_vi": vi}
     source = getattr(item, "ref", None) or Path(str(raster)).name
     band_names = ", ".join(grid.names[b - 1] for b in bands)
@@ -1483,10 +1615,15 @@ def _register(conn, publish: bool, collection_id: str, target: str, layer: ZoneL
         "licence = EXCLUDED.licence, attribution = EXCLUDED.attribution, public = true, "
         "fields = EXCLUDED.fields",
         (
-            collection_id, target, id_column, title_vi, title_en,
+            collection_id,
+            target,
+            id_column,
+            title_vi,
+            title_en,
             "Thống kê vùng (có trọng số theo tỷ lệ phủ của ô) của một lớp raster theo từng vùng.",
             "Zonal statistics (weighted by each cell's coverage) of a raster per zone: "
-            + ", ".join(names) + ".",
+            + ", ".join(names)
+            + ".",
             ["statistics", "zonal", "raster", layer.name],
             "derived; see the raster's licence",
             "HCMC GIS platform (gis.raster.zonal)",
