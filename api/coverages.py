@@ -195,15 +195,14 @@ def load_raster_catalog(dsn: str, feature_ids: set[str]) -> RasterCatalog:
             rows = []
         for lid, coll, ten, tvi in rows:
             layers.setdefault(coll, []).append((lid, ten, tvi))
-    public: dict[str, str] = {}
-    for rid, info in covs.items():
-        if info.n_items == 0:
-            continue
-        pid = rid if rid not in feature_ids else f"raster-{rid}"
-        if pid in feature_ids or pid in public:
-            log.warning("raster collection %r is not listed in /collections: its id is taken", rid)
-            continue
-        public[pid] = rid
+    from gis.metadata import raster_record_ids
+
+    # the same ids as the records catalogue gives them (raster-<id> when a feature collection or
+    # the catalogue itself has the id)
+    with_items = sorted(rid for rid, info in covs.items() if info.n_items)
+    public = raster_record_ids(with_items, feature_ids)
+    for rid in set(with_items) - set(public.values()):
+        log.warning("raster collection %r is not listed in /collections: its id is taken", rid)
     return RasterCatalog(covs, public, layers)
 
 

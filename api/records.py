@@ -3,7 +3,9 @@
 A part of the API (see :mod:`api.parts` for the interface), at the same root as the features:
 
 * ``/collections/catalog``: a record collection (``itemType: record``) listed by ``/collections``;
-* ``/collections/catalog/items``: the records, one per public layer, searchable with ``q`` (free
+* ``/collections/catalog/items``: the records, one per public layer and one per raster collection
+  with items (its id as ``/collections`` lists the coverage: ``raster-<id>`` when a feature
+  collection has the raster collection's id), searchable with ``q`` (free
   text over titles, descriptions and keywords in both languages, accent-insensitive), ``bbox``,
   ``datetime``, ``type`` and ``ids``, paged with ``limit``/``offset``; JSON (GeoJSON) or HTML;
 * ``/collections/catalog/items/{recordId}``: one record, JSON or HTML;
@@ -56,11 +58,13 @@ MAX_Q = 500
 
 TITLES = {
     "en": ("Catalogue of the layers",
-           ("One metadata record per public layer: what it is, where it comes from, how it was "
-            "processed, its extent, update frequency, contact, field schema and downloads.")),
+           ("One metadata record per public layer (features and rasters): what it is, where it comes "
+            "from, how it was processed, its extent, update frequency, contact, field or band "
+            "schema and downloads.")),
     "vi": ("Danh mục lớp dữ liệu",
-           ("Mỗi lớp dữ liệu công khai một bản ghi siêu dữ liệu: nội dung, nguồn, quá trình xử lý, "
-            "phạm vi, tần suất cập nhật, liên hệ, lược đồ trường và tệp tải về.")),
+           ("Mỗi lớp dữ liệu công khai (vector và raster) một bản ghi siêu dữ liệu: nội dung, nguồn, "
+            "quá trình xử lý, phạm vi, tần suất cập nhật, liên hệ, lược đồ trường hoặc băng và tệp "
+            "tải về.")),
 }
 
 
@@ -362,7 +366,7 @@ def make_router(settings) -> APIRouter:
         if fmt == "html":
             return _html(request, "record.html", lang, _alternates(request, "html", GEOJSON), doc=doc,
                          summary=gmeta.lineage_summary(meta, lang), catalog_title=TITLES[lang][0],
-                         frequency=gmeta.FREQUENCY_TITLES[lang].get(meta.collection.update_frequency))
+                         frequency=gmeta.FREQUENCY_TITLES[lang].get(meta.update_frequency))
         return _json(doc, GEOJSON, lang)
 
     @router.get("/catalog.jsonld", include_in_schema=False)
@@ -446,7 +450,8 @@ def openapi_paths(snapshot=None) -> dict:
         q("datetime", "Records whose time extent intersects this instant or interval (RFC 3339, '..' "
                       "for an open end).", {"type": "string"}),
         q("type", "Record types (this catalogue has 'dataset').", terms, style="form", explode=False),
-        q("ids", "Record ids (layer ids).", terms, style="form", explode=False),
+        q("ids", "Record ids (layer ids, raster collections' ids as /collections lists them).", terms,
+          style="form", explode=False),
         q("limit", "Records per page.", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 10}),
         q("offset", "Records to skip.", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}),
         f, lang,
@@ -492,7 +497,8 @@ def openapi_paths(snapshot=None) -> dict:
                 "tags": ["Records"], "summary": "A record of the catalogue (one layer's metadata)",
                 "operationId": "getRecord",
                 "parameters": [{"name": "recordId", "in": "path", "required": True,
-                                "description": "The record id (the layer's collection id).",
+                                "description": "The record id (the layer's collection id; a raster "
+                                               "collection's id as /collections lists it).",
                                 "schema": {"type": "string"}}, f, lang],
                 "responses": {"200": {"description": "The record.",
                                       "content": {GEOJSON: {"schema": record_schema},

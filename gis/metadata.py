@@ -9,6 +9,15 @@ what the platform recorded itself:
 * extents: computed from the data (:func:`gis.catalog.spatial_extent`, ``temporal_extent``);
 * distributions: the published downloads (:func:`gis.downloads.published`) with size and SHA-256.
 
+The raster collections that have items (``raster.collections``, migration 0005) have records too
+(:class:`RasterMetadata`, read by :func:`raster_metadata`): title, description, keywords, licence
+and providers from their STAC Collection, the bands as their schema, the runs of the raster ingest
+as lineage, their coverage, STAC collection and map tiles as links and each COG (``/rasters/...``)
+as an enclosure and a DCAT distribution. A raster collection's record id is the id ``/collections``
+lists it by (:func:`raster_record_ids`: ``raster-<id>`` when a feature collection has its id).
+Nothing of the server's folders is published: not the source paths of the runs (only file
+names), never ``raster.items.source_path``.
+
 :func:`collect` reads all that with one connection into :class:`LayerMetadata` objects; then
 :func:`record` builds the GeoJSON record of a layer, :func:`dcat_catalog` the JSON-LD catalogue and
 :func:`search` filters records by text (accent- and case-insensitive, so ``phuong`` finds
@@ -19,15 +28,18 @@ a base URL the caller gives.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import PurePath
+from urllib.parse import quote
 
 import psycopg
 
 from gis.catalog import (
+    RESERVED_IDS,
     Collection,
     Contact,
     Publisher,
@@ -41,11 +53,17 @@ __all__ = [
     "RECORD_CONFORMS",
     "AnalysisRun",
     "LayerMetadata",
+    "RasterFile",
+    "RasterMetadata",
     "Run",
     "collect",
     "dcat_catalog",
     "fold",
     "layer_metadata",
+    "raster_dataset",
+    "raster_metadata",
+    "raster_record",
+    "raster_record_ids",
     "record",
     "search",
 ]
@@ -159,6 +177,10 @@ class LayerMetadata:
     def id(self) -> str:
         return self.collection.id
 
+    @property
+    def update_frequency(self) -> str:
+        return self.collection.update_frequency
+
 
 # --------------------------------------------------------------------------------------------------
 # reading
@@ -264,7 +286,8 @@ def layer_metadata(conn: psycopg.Connection, coll: Collection, *, publisher: Pub
             created = updated = row[2]
     if downloads is None:
         downloads = _downloads(conn)
-    mine = tuple(d for d in downloads if d.collection_id == coll.id)
+    # a feature layer's own downloads (COGs are a raster layer's, even should the ids be alike)
+    mine = tuple(d for d in downloads if d.collection_id == coll.id and d.format != "cog")
     contact = coll.contact or (publisher.contact if publisher else None)
     text = fold(" ".join(filter(None, (coll.id, coll.title_vi, coll.title_en, coll.description_vi,
                                        coll.description_en, *coll.all_keywords))))
@@ -273,8 +296,10 @@ def layer_metadata(conn: psycopg.Connection, coll: Collection, *, publisher: Pub
 
 
 def collect(conn: psycopg.Connection, catalog: dict[str, Collection] | None = None, *,
-            extents: dict[str, tuple] | None = None) -> tuple[Publisher | None, list[LayerMetadata]]:
-    """The publisher and the metadata of every public layer, in catalog order.
+            extents: dict[str, tuple] | None = None,
+            rasters: bool = True) -> tuple[Publisher | None, list[LayerMetadata | RasterMetadata]]:
+    """The publisher and the metadata of every public layer, in catalog order, then the raster
+    collections that have items (:func:`raster_metadata`), by id.
 
     Parameters
     ----------
@@ -283,6 +308,8 @@ def collect(conn: psycopg.Connection, catalog: dict[str, Collection] | None = No
         The public collections (:func:`gis.catalog.load_catalog`); read when omitted.
     extents : dict of id -> (bbox, interval), optional
         Extents already known; the others are computed.
+    rasters : bool
+        Include the raster collections (their record ids never clash with the layers').
 
     Examples
     --------
@@ -302,6 +329,8 @@ def collect(conn: psycopg.Connection, catalog: dict[str, Collection] | None = No
         known = cid in extents
         out.append(layer_metadata(conn, coll, publisher=publisher, bbox=bbox, interval=interval,
                                   downloads=downloads, extents=not known))
+    if rasters:
+        out.extend(raster_metadata(conn, set(catalog), publisher=publisher))
     return publisher, out
 
 
@@ -344,8 +373,10 @@ def fields_schema(coll: Collection, lang: str) -> list[dict]:
     return out
 
 
-def lineage_summary(meta: LayerMetadata, lang: str) -> str:
+def lineage_summary(meta: LayerMetadata | RasterMetadata, lang: str) -> str:
     """One sentence on the runs behind a layer (for pages and descriptions)."""
+    if isinstance(meta, RasterMetadata):
+        return raster_lineage_summary(meta, lang)
     vi = lang == "vi"
     if meta.analysis is not None:
         a = meta.analysis
@@ -414,12 +445,14 @@ def record_links(meta: LayerMetadata, base: str, lang: str) -> list[dict]:
     return links
 
 
-def record(meta: LayerMetadata, base: str, lang: str = "en", publisher: Publisher | None = None) -> dict:
+def record(meta: LayerMetadata | RasterMetadata, base: str, lang: str = "en",
+           publisher: Publisher | None = None) -> dict:
     """The OGC API - Records record (GeoJSON) of a layer, in ``lang``.
 
     Parameters
     ----------
-    meta : LayerMetadata
+    meta : LayerMetadata or RasterMetadata
+        A raster collection's record is :func:`raster_record`'s.
     base : str
         The API root URL (no trailing slash); links are absolute.
     lang : {"en", "vi"}
@@ -434,6 +467,8 @@ def record(meta: LayerMetadata, base: str, lang: str = "en", publisher: Publishe
         license, contacts, themes, formats, created, updated and the lineage, source, update
         frequency and field schema) and ``links`` (without ``self``: the API adds those).
     """
+    if isinstance(meta, RasterMetadata):
+        return raster_record(meta, base, lang, publisher)
     c = meta.collection
     props: dict = {
         "type": RECORD_TYPE,
@@ -511,7 +546,7 @@ def _parse_time(v: str | None, end: bool) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def search(layers: Iterable[LayerMetadata], *, q: Sequence[str] = (), bbox=None, start: datetime | None = None,
+def search(layers: Iterable[LayerMetadata | RasterMetadata], *, q: Sequence[str] = (), bbox=None, start: datetime | None = None,
            end: datetime | None = None, types: Sequence[str] = (), ids: Sequence[str] = (),
            has_time: bool = False) -> list[LayerMetadata]:
     """The layers whose records match every given criterion (OGC API - Records query parameters).
@@ -599,8 +634,11 @@ def _vcard(c: Contact) -> dict:
     return doc
 
 
-def dataset(meta: LayerMetadata, base: str, publisher: Publisher | None = None) -> dict:
-    """The ``dcat:Dataset`` (JSON-LD, compact form with the :data:`JSONLD_CONTEXT` prefixes) of a layer."""
+def dataset(meta: LayerMetadata | RasterMetadata, base: str, publisher: Publisher | None = None) -> dict:
+    """The ``dcat:Dataset`` (JSON-LD, compact form with the :data:`JSONLD_CONTEXT` prefixes) of a layer
+    (of a raster collection: :func:`raster_dataset`)."""
+    if isinstance(meta, RasterMetadata):
+        return raster_dataset(meta, base, publisher)
     c = meta.collection
     coll = f"{base}/collections/{c.id}"
     ds: dict = {
@@ -689,7 +727,8 @@ def dataset(meta: LayerMetadata, base: str, publisher: Publisher | None = None) 
     return ds
 
 
-def dcat_catalog(layers: Iterable[LayerMetadata], base: str, publisher: Publisher | None = None) -> dict:
+def dcat_catalog(layers: Iterable[LayerMetadata | RasterMetadata], base: str,
+                 publisher: Publisher | None = None) -> dict:
     """The DCAT-AP catalogue (JSON-LD) of the public layers, for national and international portals.
 
     Parameters
@@ -706,6 +745,8 @@ def dcat_catalog(layers: Iterable[LayerMetadata], base: str, publisher: Publishe
         ``@vi`` / ``@en``, keywords, licence, publisher, vCard contact point, spatial extent as WKT
         and GeoJSON, temporal extent, update frequency, provenance) and one ``dcat:Distribution``
         per download (download URL, media type, byte size, SPDX SHA-256 checksum) plus the API.
+        A raster collection's dataset (:func:`raster_dataset`) has one distribution per COG and
+        its coverage and STAC endpoints as ``dcat:DataService`` s.
     """
     layers = list(layers)
     cat: dict = {
@@ -729,3 +770,593 @@ def dcat_catalog(layers: Iterable[LayerMetadata], base: str, publisher: Publishe
         cat["dct:modified"] = _dt(max(updated))
     cat["dcat:dataset"] = [dataset(m, base, publisher) for m in layers]
     return cat
+
+
+# --------------------------------------------------------------------------------------------------
+# raster collections (migration 0005): records and DCAT datasets
+# --------------------------------------------------------------------------------------------------
+
+#: the media type of the raster store's files
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
+COVJSON_MEDIA_TYPE = "application/prs.coverage+json"
+OGC_COVERAGES_CORE = "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf/core"
+STAC_API_CORE = "https://api.stacspec.org/v1.0.0/core"
+#: the OGC Cloud Optimized GeoTIFF standard (OGC 21-026)
+OGC_COG = "http://www.opengis.net/doc/is/COG/1.0"
+EU_FILE_TYPE = "http://publications.europa.eu/resource/authority/file-type/"
+REL_COVERAGE = "http://www.opengis.net/def/rel/ogc/1.0/coverage"
+REL_TILESETS_MAP = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-map"
+#: the COGs listed as enclosures / distributions of one raster record (the most recent first); the
+#: STAC items link of the record lists them all
+MAX_FILES = 1000
+#: STAC licence values that are not SPDX identifiers
+_NOT_SPDX = {"other", "proprietary", "various"}
+_SPDX_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,99}$")
+#: the members of a STAC band object a record shows (and no other): STAC name -> record name
+_BAND_MEMBERS = (("description", "description"), ("eo:common_name", "commonName"), ("unit", "unit"),
+                 ("nodata", "nodata"), ("raster:scale", "scale"), ("raster:offset", "offset"),
+                 ("datetime", "datetime"))
+
+
+@dataclass(frozen=True)
+class RasterFile:
+    """One COG of a raster collection (one ``raster.items`` row), as published at ``/rasters/``."""
+
+    item: str
+    #: the file, relative to the raster store (``raster.items.asset_href``): its URL under /rasters/
+    href: str
+    size: int
+    sha256: str
+    start: str | None
+    end: str | None
+    updated: datetime | None
+
+    @property
+    def path(self) -> str:
+        """The URL path of the file under the API root."""
+        return "/rasters/" + quote(self.href, safe="/")
+
+
+@dataclass(frozen=True)
+class RasterLayer:
+    """A public map layer (``gis_meta.raster_layers``) drawn from a raster collection."""
+
+    id: str
+    title_en: str
+    title_vi: str
+    attribution: str | None = None
+
+
+@dataclass(frozen=True)
+class RasterMetadata:
+    """What the catalogue knows of one raster collection (with items)."""
+
+    #: the record id: the id ``/collections`` lists the coverage by
+    id: str
+    #: the raster collection's own id (``raster.collections.id``, the STAC API's)
+    raster_id: str
+    title: str
+    description: str
+    keywords: tuple[str, ...]
+    license: str
+    #: STAC providers: ({"name", "roles", "url"}, ...), only those members
+    providers: tuple[dict, ...]
+    bbox: tuple[float, float, float, float] | None
+    interval: tuple[str | None, str | None] | None
+    n_items: int
+    #: the STAC band objects of the most recent item (the coverage's bands)
+    bands: tuple[dict, ...]
+    data_type: str
+    epsg: int | None
+    resolution: tuple[float, float] | None
+    files: tuple[RasterFile, ...] = ()
+    layers: tuple[RasterLayer, ...] = ()
+    contact: Contact | None = None
+    runs: tuple[Run, ...] = ()
+    run_count: int = 0
+    created: datetime | None = None
+    updated: datetime | None = None
+    text: str = field(default="", compare=False, repr=False)
+
+    #: a raster collection states no update frequency
+    update_frequency: str = "unknown"
+
+    @property
+    def spdx(self) -> str | None:
+        """The licence as an SPDX identifier, or None (``other``, ``proprietary``...)."""
+        lic = self.license
+        if lic and lic.lower() not in _NOT_SPDX and _SPDX_ID.match(lic):
+            return lic
+        return None
+
+    @property
+    def attribution(self) -> str | None:
+        names = [p["name"] for p in self.providers if p.get("name")]
+        if names:
+            return ", ".join(names)
+        marks = sorted({lyr.attribution for lyr in self.layers if lyr.attribution})
+        return "; ".join(marks) or None
+
+
+_RASTER_EXISTS_SQL = "SELECT to_regclass('raster.stac_collections') IS NOT NULL"
+
+_RASTER_COLLECTIONS_SQL = """
+SELECT s.id, s.content, s.n_items, c.created_at, c.updated_at
+FROM raster.stac_collections s JOIN raster.collections c ON c.id = s.id
+WHERE s.n_items > 0
+ORDER BY s.id
+"""
+
+# newest first, as gis.raster.coverage takes its primary item (the coverage's grid and bands)
+_RASTER_ITEMS_SQL = """
+SELECT collection, id, asset_href, asset_size, asset_checksum, raster.rfc3339(dt_start),
+       raster.rfc3339(dt_end), updated_at, bands, data_type, epsg, resolution
+FROM raster.items
+ORDER BY collection, dt_start DESC, id
+"""
+
+_RASTER_LAYERS_SQL = """
+SELECT id, collection, title_en, title_vi, attribution FROM gis_meta.raster_layers
+WHERE public
+ORDER BY sort_order, id
+"""
+
+# the runs of the raster ingest that loaded this collection (named in their options, or behind
+# one of its items); source_path holds the sources' server paths: only their names are kept
+_RASTER_RUNS_SQL = """
+SELECT run_id, kind, source_path, checksum, started_at, finished_at, outcome, n_read, n_loaded,
+       n_inserted, n_updated, n_retired, n_rejected, count(*) OVER ()
+FROM ingest.runs
+WHERE outcome IN ('loaded', 'unchanged')
+  AND (run_id IN (SELECT run_id FROM raster.items WHERE collection = %(rid)s)
+       OR (kind = 'raster' AND options->>'collection' = %(rid)s))
+ORDER BY started_at DESC, run_id DESC
+LIMIT %(limit)s
+"""
+
+
+def raster_record_ids(raster_ids: Iterable[str], feature_ids: Iterable[str]) -> dict[str, str]:
+    """The record id of each raster collection: the id ``/collections`` lists it by.
+
+    A raster collection keeps its id, unless a feature collection (or the records catalogue,
+    :data:`gis.catalog.RESERVED_IDS`) has it: it is then ``raster-<id>``; one whose prefixed id is
+    taken as well is left out (as :mod:`api.coverages` does).
+
+    Parameters
+    ----------
+    raster_ids : iterable of str
+        The raster collections with items, in id order.
+    feature_ids : iterable of str
+        The public feature collections.
+
+    Returns
+    -------
+    dict
+        record id -> raster collection id.
+
+    Examples
+    --------
+    >>> raster_record_ids(["buildings", "worldpop"], {"buildings", "roads"})
+    {'raster-buildings': 'buildings', 'worldpop': 'worldpop'}
+    """
+    taken = set(feature_ids) | RESERVED_IDS
+    out: dict[str, str] = {}
+    for rid in raster_ids:
+        pid = rid if rid not in taken else f"raster-{rid}"
+        if pid in taken or pid in out:
+            continue
+        out[pid] = rid
+    return out
+
+
+def _providers(stac: dict) -> tuple[dict, ...]:
+    out = []
+    for p in stac.get("providers") or []:
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not p["name"].strip():
+            continue
+        d: dict = {"name": p["name"].strip()}
+        roles = [r for r in p.get("roles") or [] if isinstance(r, str)]
+        if roles:
+            d["roles"] = roles
+        url = p.get("url")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            d["url"] = url
+        out.append(d)
+    return tuple(out)
+
+
+def _stac_extent(stac: dict) -> tuple[tuple | None, tuple | None]:
+    ext = stac.get("extent") or {}
+    bbox = None
+    try:
+        b = ext["spatial"]["bbox"][0]
+        if len(b) == 4:
+            bbox = tuple(float(v) for v in b)
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    interval = None
+    try:
+        t0, t1 = ext["temporal"]["interval"][0]
+        if t0 or t1:
+            interval = (t0, t1)
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    return bbox, interval
+
+
+def _band_names(meta: RasterMetadata, most: int = 6) -> str:
+    names = [str(b.get("name") or i) for i, b in enumerate(meta.bands, 1)]
+    return ", ".join(names[:most]) + (f", ... ({len(names)})" if len(names) > most else "")
+
+
+def raster_description(meta: RasterMetadata, lang: str) -> str:
+    """The STAC description of a raster collection, or one sentence on what it holds."""
+    if meta.description:
+        return meta.description
+    n, k = meta.n_items, len(meta.bands)
+    span = ""
+    if meta.interval is not None:
+        t0, t1 = ((meta.interval[0] or "..")[:10], (meta.interval[1] or "..")[:10])
+        span = f", {t0}"
+        if t0 != t1:
+            span = f", từ {t0} đến {t1}" if lang == "vi" else f", from {t0} to {t1}"
+    if lang == "vi":
+        return (f"Dữ liệu lưới (raster): {n} tệp GeoTIFF tối ưu cho đám mây (COG), {k} băng "
+                f"({_band_names(meta)}){span}.")
+    return (f"Gridded data (raster): {n} Cloud-Optimised GeoTIFF file{'s' if n != 1 else ''} of {k} "
+            f"band{'s' if k != 1 else ''} ({_band_names(meta)}){span}.")
+
+
+def raster_metadata(conn: psycopg.Connection, feature_ids: Iterable[str] = (), *,
+                    publisher: Publisher | None = None) -> list[RasterMetadata]:
+    """The metadata of every raster collection that has items, by id.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection (nothing is written).
+    feature_ids : iterable of str
+        The public feature collections: a raster collection with one of their ids is recorded as
+        ``raster-<id>`` (:func:`raster_record_ids`).
+    publisher : gis.catalog.Publisher, optional
+        Its contact is the point of contact of the raster collections.
+
+    Returns
+    -------
+    list of RasterMetadata
+        Empty on a database without the raster catalog (migration 0005).
+    """
+    if not conn.execute(_RASTER_EXISTS_SQL).fetchone()[0]:
+        return []
+    rows = {r[0]: r for r in conn.execute(_RASTER_COLLECTIONS_SQL).fetchall()}
+    ids = raster_record_ids(list(rows), feature_ids)
+    wanted = set(ids.values())
+    items: dict[str, list] = {}
+    for row in conn.execute(_RASTER_ITEMS_SQL).fetchall():
+        if row[0] in wanted:
+            items.setdefault(row[0], []).append(row)
+    layers: dict[str, list[RasterLayer]] = {}
+    if conn.execute("SELECT to_regclass('gis_meta.raster_layers') IS NOT NULL").fetchone()[0]:
+        for lid, coll, ten, tvi, attribution in conn.execute(_RASTER_LAYERS_SQL).fetchall():
+            layers.setdefault(coll, []).append(RasterLayer(lid, ten, tvi, attribution))
+    contact = publisher.contact if publisher is not None else None
+    out = []
+    for pid, rid in ids.items():
+        _, stac, n_items, created, coll_updated = rows[rid]
+        mine = items.get(rid) or []
+        if not mine:  # deleted between the two reads
+            continue
+        primary = mine[0]
+        bands = tuple(b for b in (primary[8] or []) if isinstance(b, dict))
+        files = tuple(RasterFile(r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7]) for r in mine[:MAX_FILES])
+        runs = []
+        count = 0
+        for r in conn.execute(_RASTER_RUNS_SQL, {"rid": rid, "limit": MAX_RUNS}).fetchall():
+            run_id, kind, path, checksum, started, finished, outcome, *counts, total = r
+            source = "; ".join(PurePath(p.strip()).name for p in (path or "").split(";") if p.strip())
+            runs.append(Run(run_id, kind, source, None, checksum, started, finished, outcome,
+                            *(int(c or 0) for c in counts)))
+            count = int(total)
+        updates = [t for t in (coll_updated, *(r[7] for r in mine)) if t is not None]
+        bbox, interval = _stac_extent(stac)
+        keywords = tuple(k for k in stac.get("keywords") or [] if isinstance(k, str))
+        resolution = primary[11]
+        meta = RasterMetadata(
+            id=pid, raster_id=rid, title=str(stac.get("title") or rid),
+            description=str(stac.get("description") or ""), keywords=keywords,
+            license=str(stac.get("license") or "other"), providers=_providers(stac), bbox=bbox,
+            interval=interval, n_items=int(n_items or len(mine)), bands=bands, data_type=primary[9],
+            epsg=primary[10], resolution=tuple(abs(float(v)) for v in resolution) if resolution else None,
+            files=files, layers=tuple(layers.get(rid, ())), contact=contact, runs=tuple(runs),
+            run_count=count, created=created, updated=max(updates) if updates else None)
+        text = fold(" ".join(filter(None, (
+            pid, rid, meta.title, raster_description(meta, "en"), raster_description(meta, "vi"),
+            *keywords, *(p["name"] for p in meta.providers),
+            *(str(b.get(k) or "") for b in bands for k in ("name", "description", "eo:common_name")),
+            *(t for lyr in meta.layers for t in (lyr.title_en, lyr.title_vi))))))
+        out.append(replace(meta, text=text))
+    return out
+
+
+def bands_schema(meta: RasterMetadata) -> list[dict]:
+    """The bands of a raster collection: index, name, data type, unit, nodata, scale, offset..."""
+    out = []
+    for i, b in enumerate(meta.bands, 1):
+        d: dict = {"index": i, "name": str(b.get("name") or f"b{i}"),
+                   "dataType": str(b.get("data_type") or meta.data_type)}
+        for key, name in _BAND_MEMBERS:
+            v = b.get(key)
+            if v is not None and v != "":
+                d[name] = v
+        out.append(d)
+    return out
+
+
+def raster_lineage_summary(meta: RasterMetadata, lang: str) -> str:
+    """One sentence on the ingest runs behind a raster collection."""
+    vi = lang == "vi"
+    if not meta.runs:
+        return "Không có lần nạp nào được ghi lại." if vi else "No ingest run is recorded."
+    last = meta.runs[0]
+    if vi:
+        return (f"{meta.run_count} lần nạp raster; lần gần nhất {_iso(last.finished_at)} từ {last.source}: "
+                f"{last.n_loaded} tệp COG ghi, {last.n_read} tệp đọc.")
+    return (f"{meta.run_count} raster ingest run{'s' if meta.run_count != 1 else ''}; the last on "
+            f"{_iso(last.finished_at)} from {last.source}: {last.n_loaded} COG{'s' if last.n_loaded != 1 else ''} "
+            f"written of {last.n_read} read.")
+
+
+def _crs_uri(epsg: int | None) -> str | None:
+    if epsg is None:
+        return None
+    return CRS84 if epsg == 4326 else f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
+
+
+def _file_title(f: RasterFile) -> str:
+    if f.start and f.end and f.start != f.end:
+        return f"{f.item} ({f.start[:10]} / {f.end[:10]})"
+    if f.start:
+        return f"{f.item} ({f.start[:10]})"
+    return f.item
+
+
+def raster_record_links(meta: RasterMetadata, base: str, lang: str) -> list[dict]:
+    """The links of a raster record: its coverage (GeoTIFF, CoverageJSON, range type), its STAC
+    collection and items, its map tiles, licence, and each COG as an ``enclosure`` (with its size
+    and SHA-256, ``file:checksum`` as in the STAC items)."""
+    en = lang != "vi"
+    coll = f"{base}/collections/{quote(meta.id)}"
+    stac = f"{base}/stac/collections/{quote(meta.raster_id)}"
+    links = [
+        {"href": coll, "rel": "describes", "type": "application/json",
+         "title": "The coverage (OGC API - Coverages)" if en else "Lớp phủ (OGC API - Coverages)"},
+        {"href": f"{coll}?f=html", "rel": "describes", "type": "text/html",
+         "title": "The coverage's page" if en else "Trang của lớp phủ"},
+        {"href": f"{coll}/coverage?f=GeoTIFF", "rel": REL_COVERAGE, "type": GEOTIFF_MEDIA_TYPE,
+         "title": "The coverage as GeoTIFF" if en else "Lớp phủ dạng GeoTIFF"},
+        {"href": f"{coll}/coverage?f=covjson", "rel": REL_COVERAGE, "type": COVJSON_MEDIA_TYPE,
+         "title": "The coverage as CoverageJSON" if en else "Lớp phủ dạng CoverageJSON"},
+        {"href": f"{coll}/coverage/rangetype", "rel": "describedby", "type": "application/json",
+         "title": "Range type (bands) of the coverage" if en else "Các băng của lớp phủ"},
+        {"href": stac, "rel": "alternate", "type": "application/json",
+         "title": "STAC Collection" if en else "Bộ sưu tập STAC"},
+        {"href": f"{stac}/items", "rel": "items", "type": "application/geo+json",
+         "title": "STAC Items (one per COG)" if en else "Các mục STAC (mỗi tệp COG một mục)"},
+    ]
+    for lyr in meta.layers:
+        links.append({"href": f"{base}/collections/{quote(lyr.id)}/map/tiles", "rel": REL_TILESETS_MAP,
+                      "type": "application/json",
+                      "title": f"{'Map tiles' if en else 'Tile bản đồ'}: {lyr.title_en if en else lyr.title_vi}"})
+    if meta.spdx:
+        links.append({"href": f"https://spdx.org/licenses/{meta.spdx}.html", "rel": "license",
+                      "type": "text/html", "title": meta.spdx})
+    for f in meta.files:
+        links.append({"href": base + f.path, "rel": "enclosure", "type": COG_MEDIA_TYPE,
+                      "title": f"Cloud-Optimised GeoTIFF: {_file_title(f)}", "length": f.size,
+                      "file:checksum": "1220" + f.sha256})
+    return links
+
+
+def raster_record(meta: RasterMetadata, base: str, lang: str = "en", publisher: Publisher | None = None) -> dict:
+    """The OGC API - Records record (GeoJSON) of a raster collection, in ``lang``.
+
+    Parameters
+    ----------
+    meta : RasterMetadata
+    base : str
+        The API root URL (no trailing slash); links are absolute.
+    lang : {"en", "vi"}
+    publisher : gis.catalog.Publisher, optional
+
+    Returns
+    -------
+    dict
+        As :func:`record`; ``properties`` has the STAC collection's title, description, keywords,
+        licence and providers (contacts), the bands as ``bands`` (index, name, data type, unit,
+        nodata...), ``itemCount``, the native ``crs`` and ``resolution``, and the raster ingest
+        runs as lineage.
+    """
+    props: dict = {
+        "type": RECORD_TYPE,
+        "title": meta.title,
+        "description": raster_description(meta, lang),
+        "keywords": list(meta.keywords),
+        "language": {"code": lang},
+        "languages": [{"code": "vi", "name": "Tiếng Việt"}, {"code": "en", "name": "English"}],
+        "license": meta.license,
+    }
+    if meta.attribution:
+        props["attribution"] = meta.attribution
+    contacts = []
+    if meta.contact is not None:
+        contacts.append(_contact_doc(meta.contact, "pointOfContact"))
+    if publisher is not None:
+        contacts.append(_contact_doc(Contact(publisher.name, publisher.contact.email, publisher.name),
+                                     "publisher"))
+    for p in meta.providers:
+        doc: dict = {"organization": p["name"], "roles": list(p.get("roles") or ["producer"])}
+        if p.get("url"):
+            doc["links"] = [{"href": p["url"], "rel": "about", "type": "text/html"}]
+        contacts.append(doc)
+    if contacts:
+        props["contacts"] = contacts
+    props["formats"] = [{"name": "Cloud-Optimised GeoTIFF", "mediaType": COG_MEDIA_TYPE},
+                        {"name": "GeoTIFF", "mediaType": GEOTIFF_MEDIA_TYPE},
+                        {"name": "CoverageJSON", "mediaType": COVJSON_MEDIA_TYPE}]
+    if meta.layers:
+        props["formats"].append({"name": "PNG map tiles", "mediaType": "image/png"})
+    if meta.created:
+        props["created"] = _iso(meta.created)
+    if meta.updated:
+        props["updated"] = _iso(meta.updated)
+    props["updateFrequency"] = meta.update_frequency
+    props["lineage"] = {"summary": raster_lineage_summary(meta, lang), "ingestKinds": ["raster"],
+                        "runCount": meta.run_count, "runs": [r.as_dict() for r in meta.runs]}
+    props["itemCount"] = meta.n_items
+    crs = _crs_uri(meta.epsg)
+    if crs:
+        props["crs"] = crs
+    if meta.resolution:
+        props["resolution"] = list(meta.resolution)
+    props["bands"] = bands_schema(meta)
+    props["dataType"] = meta.data_type
+    time = None
+    if meta.interval is not None:
+        time = {"interval": [meta.interval[0] or "..", meta.interval[1] or ".."]}
+    return {
+        "id": meta.id,
+        "type": "Feature",
+        "conformsTo": list(RECORD_CONFORMS),
+        "time": time,
+        "geometry": _bbox_polygon(meta.bbox) if meta.bbox else None,
+        "properties": props,
+        "links": raster_record_links(meta, base, lang),
+    }
+
+
+def _spatial(bbox: Sequence[float]) -> dict:
+    x0, y0, x1, y1 = bbox
+    wkt = f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+    return {
+        "@type": "dct:Location",
+        "dcat:bbox": {"@value": wkt, "@type": "gsp:wktLiteral"},
+        "locn:geometry": {"@value": json.dumps(_bbox_polygon(bbox)),
+                          "@type": "https://www.iana.org/assignments/media-types/application/vnd.geo+json"},
+    }
+
+
+def _checksum(sha256: str) -> dict:
+    return {"@type": "spdx:Checksum", "spdx:algorithm": {"@id": "spdx:checksumAlgorithm_sha256"},
+            "spdx:checksumValue": {"@value": sha256, "@type": "xsd:hexBinary"}}
+
+
+def raster_dataset(meta: RasterMetadata, base: str, publisher: Publisher | None = None) -> dict:
+    """The ``dcat:Dataset`` (JSON-LD) of a raster collection.
+
+    Its distributions: the coverage (``dcat:accessURL`` of an OGC API - Coverages
+    ``dcat:DataService``), the STAC items (a STAC API ``dcat:DataService``) and each COG
+    (``dcat:downloadURL``, media type ``image/tiff`` with the EU file type ``GEOTIFF`` and
+    ``dct:conformsTo`` the OGC COG standard, byte size, SPDX SHA-256 checksum).
+    """
+    coll = f"{base}/collections/{quote(meta.id)}"
+    stac = f"{base}/stac/collections/{quote(meta.raster_id)}"
+    licence = {"@id": f"http://spdx.org/licenses/{meta.spdx}"} if meta.spdx else None
+    ds: dict = {
+        "@id": coll,
+        "@type": "dcat:Dataset",
+        "dct:identifier": meta.id,
+        "dct:title": meta.title,
+        # the STAC description (in no stated language), or the sentences of raster_description
+        "dct:description": meta.description or _texts(raster_description(meta, "vi"),
+                                                       raster_description(meta, "en")),
+        "dcat:landingPage": {"@id": f"{coll}?f=html"},
+        "foaf:isPrimaryTopicOf": {"@id": f"{base}/collections/catalog/items/{quote(meta.id)}"},
+        "dct:accrualPeriodicity": {"@id": EU_FREQUENCY + FREQUENCY_CODES.get(meta.update_frequency, "UNKNOWN")},
+        "rdfs:seeAlso": {"@id": stac},
+    }
+    if meta.keywords:
+        ds["dcat:keyword"] = list(meta.keywords)
+    if licence:
+        ds["dct:license"] = licence
+    elif meta.license:
+        ds["dct:rights"] = {"@type": "dct:RightsStatement", "rdfs:label": meta.license}
+    if publisher is not None:
+        ds["dct:publisher"] = {"@id": f"{base}/#publisher"}
+    if meta.contact is not None:
+        ds["dcat:contactPoint"] = _vcard(meta.contact)
+    for role, prop in (("producer", "dct:creator"), ("licensor", "dct:rightsHolder")):
+        agents = [{"@type": "foaf:Agent", "foaf:name": p["name"],
+                   **({"foaf:homepage": {"@id": p["url"]}} if p.get("url") else {})}
+                  for p in meta.providers if role in (p.get("roles") or [])]
+        if agents:
+            ds[prop] = agents
+    if meta.bbox is not None:
+        ds["dct:spatial"] = _spatial(meta.bbox)
+    if meta.interval is not None and (meta.interval[0] or meta.interval[1]):
+        period: dict = {"@type": "dct:PeriodOfTime"}
+        if meta.interval[0]:
+            period["dcat:startDate"] = _dt(meta.interval[0])
+        if meta.interval[1]:
+            period["dcat:endDate"] = _dt(meta.interval[1])
+        ds["dct:temporal"] = period
+    if meta.created:
+        ds["dct:issued"] = _dt(meta.created)
+    if meta.updated:
+        ds["dct:modified"] = _dt(meta.updated)
+    ds["dct:provenance"] = {"@type": "dct:ProvenanceStatement", "rdfs:label": raster_lineage_summary(meta, "en")}
+    lic = {"dct:license": licence} if licence else {}
+    distributions = [
+        {
+            "@id": f"{coll}/coverage",
+            "@type": "dcat:Distribution",
+            "dct:title": "OGC API - Coverages (GeoTIFF, CoverageJSON)",
+            "dcat:accessURL": {"@id": f"{coll}/coverage"},
+            "dcat:mediaType": _media_iri(GEOTIFF_MEDIA_TYPE),
+            "dct:conformsTo": {"@id": OGC_COVERAGES_CORE},
+            "dcat:accessService": {
+                "@id": f"{coll}/coverage#service",
+                "@type": "dcat:DataService",
+                "dct:title": f"OGC API - Coverages: {meta.title}",
+                "dcat:endpointURL": {"@id": f"{coll}/coverage"},
+                "dcat:endpointDescription": {"@id": f"{base}/api"},
+                "dct:conformsTo": {"@id": OGC_COVERAGES_CORE},
+                "dcat:servesDataset": {"@id": coll},
+            },
+            **lic,
+        },
+        {
+            "@id": f"{stac}/items",
+            "@type": "dcat:Distribution",
+            "dct:title": "STAC API (items with their COG assets)",
+            "dcat:accessURL": {"@id": f"{stac}/items"},
+            "dcat:mediaType": _media_iri("application/geo+json"),
+            "dct:conformsTo": {"@id": STAC_API_CORE},
+            "dcat:accessService": {
+                "@id": f"{base}/stac#service",
+                "@type": "dcat:DataService",
+                "dct:title": "STAC API of the raster catalog",
+                "dcat:endpointURL": {"@id": f"{base}/stac"},
+                "dct:conformsTo": {"@id": STAC_API_CORE},
+            },
+            **lic,
+        },
+    ]
+    for f in meta.files:
+        url = base + f.path
+        distributions.append({
+            "@id": url,
+            "@type": "dcat:Distribution",
+            "dct:title": f"Cloud-Optimised GeoTIFF: {_file_title(f)}",
+            "dcat:accessURL": {"@id": url},
+            "dcat:downloadURL": {"@id": url},
+            "dcat:mediaType": _media_iri(COG_MEDIA_TYPE),
+            "dct:format": {"@id": EU_FILE_TYPE + "GEOTIFF"},
+            "dct:conformsTo": {"@id": OGC_COG},
+            "dcat:byteSize": {"@value": str(f.size), "@type": "xsd:nonNegativeInteger"},
+            "spdx:checksum": _checksum(f.sha256),
+            **({"dct:modified": _dt(f.updated)} if f.updated else {}),
+            **lic,
+        })
+    ds["dcat:distribution"] = distributions
+    return ds

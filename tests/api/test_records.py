@@ -267,3 +267,136 @@ def test_owslib_records_client(served_records, db):
     assert one["properties"]["title"] == "Roads"
     everything = w.collection_items("catalog", limit=100)
     assert everything["numberMatched"] == len(_public_ids(db))
+
+
+# --- raster collections -----------------------------------------------------------------------------
+
+@pytest.fixture
+def raster_client(dsn, sample_files, tmp_path):
+    """A TestClient on a database whose raster store holds the demo's population grid twice: as
+    'worldpop' (with its map layer 'population', migration 0007) and as the raster collection
+    'buildings', whose id a feature collection has (so /collections lists it as 'raster-buildings')."""
+    from gis.raster.store import RasterStore
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    store = RasterStore(tmp_path / "rasters")
+    src = sample_files / "population.tif"
+    for collection, title in (("worldpop", None), ("buildings", "Lưới dân số (bản thử)")):
+        opts = RasterIngestOptions(collection=collection, sensor="worldpop", datetime="2020", license="CC-BY-4.0",
+                                   title=title)
+        assert run_raster_ingest(dsn, [src], opts, store=store).outcome == "loaded"
+    with psycopg.connect(dsn, autocommit=True) as db:  # a STAC provider, as a curator sets it
+        db.execute("UPDATE raster.collections SET providers = '[{\"name\": \"WorldPop\", \"roles\": "
+                   "[\"producer\", \"licensor\"], \"url\": \"https://www.worldpop.org\"}]' WHERE id = 'worldpop'")
+    settings = Settings(database_url=dsn, data_dir=tmp_path / "data", raster_store=store.root)
+    with TestClient(create_app(settings, ApiSettings()), raise_server_exceptions=False) as c:
+        c.store, c.source = store, src
+        yield c
+
+
+def _rel(href: str) -> str:
+    return href.replace("http://testserver", "")
+
+
+def test_raster_collections_are_records(raster_client):
+    c = raster_client
+    listed = c.get("/collections").json()["collections"]
+    coverages = sorted(x["id"] for x in listed if x.get("itemType") == "coverage")
+    assert coverages == ["raster-buildings", "worldpop"]
+    everything = c.get("/collections/catalog/items?limit=100").json()
+    records = {f["id"]: f for f in everything["features"]}
+    features = [x["id"] for x in listed if x.get("itemType") == "feature"]
+    assert set(records) == set(features) | set(coverages) and everything["numberMatched"] == len(records)
+    # found by text, bbox and time, like the layers
+    assert _ids(c, "q=worldpop") == {"worldpop", "raster-buildings"}  # the keywords of the sensor
+    assert _ids(c, "q=LUOI DAN SO") == {"raster-buildings"}  # its title, accents do not count
+    assert _ids(c, "q=people per cell") == {"worldpop", "raster-buildings"}  # the band's description
+    x0, y0, x1, y1 = records["worldpop"]["geometry"]["coordinates"][0][0] + \
+        records["worldpop"]["geometry"]["coordinates"][0][2]
+    assert _ids(c, f"bbox={x0},{y0},{x1},{y1}") == {"worldpop", "raster-buildings"}  # the layers are empty
+    assert _ids(c, "bbox=100,20,101,21") == set()
+    assert _ids(c, "datetime=2020-06-01T00:00:00Z") == {"worldpop", "raster-buildings"}
+    assert _ids(c, "datetime=2021-01-01/2021-12-31") == set()
+    assert _ids(c, "ids=raster-buildings") == {"raster-buildings"}
+    # the record, and what its links point to
+    rec = c.get("/collections/catalog/items/raster-buildings").json()
+    assert rec["id"] == "raster-buildings" and rec["properties"]["type"] == "dataset"
+    assert link(rec, "self") == "/collections/catalog/items/raster-buildings"
+    assert [(b["name"], b["unit"]) for b in rec["properties"]["bands"]] == [("population", "persons")]
+    for lk in rec["links"]:
+        if lk["rel"] in ("license", "enclosure"):
+            continue
+        r = c.get(_rel(lk["href"]))
+        assert r.status_code == 200, (lk, r.text[:300])
+        assert r.headers["content-type"].split(";")[0] == lk["type"].split(";")[0], lk
+    assert c.get("/collections/raster-buildings").json()["id"] == "raster-buildings"
+    wp = c.get("/collections/catalog/items/worldpop").json()
+    assert link(wp, REL_MAP) == "/collections/population/map/tiles"
+    # the enclosures are the COGs, downloaded byte for byte through the API
+    rows = psycopg.connect(c.app.state.gis.dsn, autocommit=True).execute(
+        "SELECT collection, asset_href, asset_size, asset_checksum FROM raster.items ORDER BY collection").fetchall()
+    for rid, pid in (("buildings", "raster-buildings"), ("worldpop", "worldpop")):
+        doc = rec if pid == "raster-buildings" else wp
+        enclosures = [lk for lk in doc["links"] if lk["rel"] == "enclosure"]
+        href, size, sha = next((h, s, x) for col, h, s, x in rows if col == rid)
+        assert [(_rel(lk["href"]), lk["length"], lk["file:checksum"]) for lk in enclosures] == [
+            (f"/rasters/{href}", size, "1220" + sha)]
+        body = c.get(_rel(enclosures[0]["href"]))
+        assert body.status_code == 200 and body.headers["content-type"] == enclosures[0]["type"]
+        assert len(body.content) == size and hashlib.sha256(body.content).hexdigest() == sha
+        assert body.content == c.store.path(href).read_bytes()
+    # HTML: the record's page (bands, downloads) and the catalogue page
+    html = c.get("/collections/catalog/items/worldpop?f=html&lang=en").text
+    for text in ("WorldPop population count", "Bands", "population", "persons", "Downloads",
+                 f"/rasters/{next(h for col, h, _, _ in rows if col == 'worldpop')}", "CC-BY-4.0",
+                 "/stac/collections/worldpop", "Provider (producer, licensor)", "https://www.worldpop.org"):
+        assert text in html, text
+    assert "Các băng" in c.get("/collections/catalog/items/worldpop?f=html&lang=vi").text
+    page = c.get("/collections/catalog/items?f=html&q=worldpop").text
+    assert "/collections/catalog/items/worldpop?f=html" in page and "/rasters/worldpop/" in page
+    missing = c.get("/collections/catalog/items/buildings-raster")
+    assert missing.status_code == 404 and "raster-buildings" in missing.json()["description"]
+
+
+REL_MAP = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-map"
+
+
+def test_raster_datasets_in_the_dcat_feed_and_no_server_path(raster_client):
+    c = raster_client
+    feed = c.get("/catalog.jsonld")
+    assert feed.status_code == 200
+    doc = feed.json()
+    ids = [d["dct:identifier"] for d in doc["dcat:dataset"]]
+    assert ids[-2:] == ["raster-buildings", "worldpop"] and len(set(ids)) == len(ids)
+    expanded = jsonld.expand(doc)[0]["http://www.w3.org/ns/dcat#dataset"]
+    wp = next(d for d in expanded if d["@id"] == "http://testserver/collections/worldpop")
+    dists = wp["http://www.w3.org/ns/dcat#distribution"]
+    downloads = [d["http://www.w3.org/ns/dcat#downloadURL"][0]["@id"] for d in dists
+                 if "http://www.w3.org/ns/dcat#downloadURL" in d]
+    assert len(downloads) == 1
+    body = c.get(_rel(downloads[0])).content
+    cog = next(d for d in dists if "http://www.w3.org/ns/dcat#downloadURL" in d)
+    assert cog["http://www.w3.org/ns/dcat#byteSize"][0]["@value"] == str(len(body))
+    checksum = cog["http://spdx.org/rdf/terms#checksum"][0]["http://spdx.org/rdf/terms#checksumValue"][0]["@value"]
+    assert checksum == hashlib.sha256(body).hexdigest()
+    access = [d["http://www.w3.org/ns/dcat#accessURL"][0]["@id"] for d in dists
+              if "http://www.w3.org/ns/dcat#accessService" in d]
+    assert "http://testserver/collections/worldpop/coverage" in access
+    assert c.get("/collections/worldpop/coverage").status_code == 200
+    # nothing of the server's folders in any public metadata output
+    outputs = [feed.text, c.get("/.well-known/dcat").text]
+    for lang in ("en", "vi"):
+        outputs.append(c.get(f"/collections/catalog/items?limit=100&lang={lang}").text)
+        outputs.append(c.get(f"/collections/catalog/items?limit=100&f=html&lang={lang}").text)
+        for rid in ("worldpop", "raster-buildings"):
+            outputs += [c.get(f"/collections/catalog/items/{rid}?lang={lang}{f}").text for f in ("", "&f=html")]
+    with psycopg.connect(c.app.state.gis.dsn, autocommit=True) as db:
+        secrets = {r[0] for r in db.execute("SELECT source_path FROM raster.items")}
+        for (path,) in db.execute("SELECT source_path FROM ingest.runs"):
+            secrets |= {p.strip() for p in path.split(";")}
+    secrets |= {str(c.store.root), str(c.store.root.resolve()), str(c.source.parent)}
+    assert str(c.source) in secrets
+    for text in outputs:
+        for secret in secrets:
+            assert secret not in text, secret
+    assert c.source.name in outputs[-1]  # the lineage names the source file, by name only

@@ -1,8 +1,10 @@
 """Layer metadata (migration 0010, gis.catalog, gis.metadata) and the minimum-count rule (gis.privacy).
 
-The database is real (the migrated template plus the demo dataset ingested through the real jobs);
-the DCAT feed is checked as RDF by expanding it with pyld, the JSON-LD processor; the rule is
-checked on real tables and files written by gis.analysis.output.
+The database is real (the migrated template plus the demo dataset ingested through the real jobs,
+its rasters included: the population grid and the two Sentinel-2-like scenes, loaded by the raster
+ingest job into a raster store in a temporary folder); the DCAT feed is checked as RDF by expanding
+it with pyld, the JSON-LD processor; the rule is checked on real tables and files written by
+gis.analysis.output.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import PurePath
 
 import geopandas as gpd
 import pandas as pd
@@ -17,6 +20,7 @@ import psycopg
 import pyogrio
 import pytest
 import shapely
+from psycopg.types.json import Jsonb
 from pyld import jsonld
 
 from gis import metadata as gmeta
@@ -32,15 +36,47 @@ SEEDED = ("wards-2025", "wards-2019", "districts-2019", "parcels", "parcel-histo
 BASE = "https://gis.example.org/api"
 
 
+#: the raster collections of the demo loaded here: record id -> (raster collection id, sample files, options);
+#: the scenes go into a raster collection called like a feature collection ('buildings')
+RASTERS = {
+    "worldpop": ("worldpop", ("population",), {"sensor": "worldpop", "license": "CC-BY-4.0"}),
+    "raster-buildings": ("buildings", ("s2_before", "s2_after"), {"sensor": "sentinel2"}),
+}
+WORLDPOP_PROVIDERS = [{"name": "WorldPop, University of Southampton", "roles": ["producer", "licensor"],
+                       "url": "https://www.worldpop.org"},
+                      {"name": "HCMC GIS", "roles": ["host", "processor"]}]
+
+
 @pytest.fixture(scope="module")
-def loaded(module_dsn, tmp_path_factory) -> str:
-    """The demo dataset ingested (both cadastral editions, plan, buildings, roads, POIs)."""
-    paths = generate(tmp_path_factory.mktemp("sample"))
+def raster_store(tmp_path_factory):
+    from gis.raster.store import RasterStore
+
+    return RasterStore(tmp_path_factory.mktemp("metadata_rasters"))
+
+
+@pytest.fixture(scope="module")
+def sample_paths(tmp_path_factory) -> dict:
+    return generate(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture(scope="module")
+def loaded(module_dsn, sample_paths, raster_store) -> str:
+    """The demo dataset ingested (both cadastral editions, plan, buildings, roads, POIs, rasters)."""
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    paths = sample_paths
     for kind, key, vf in (("cadastral", "cadastral", datetime(2024, 1, 1, tzinfo=UTC)),
                           ("cadastral", "cadastral_update", datetime(2025, 1, 1, tzinfo=UTC)),
                           ("planning", "planning", None), ("buildings", "buildings", None),
                           ("roads", "roads", None), ("poi", "poi", None)):
         assert run_ingest(module_dsn, kind, paths[key], IngestOptions(valid_from=vf)).outcome == "loaded"
+    for rid, keys, opts in RASTERS.values():
+        res = run_raster_ingest(module_dsn, [paths[k] for k in keys],
+                                RasterIngestOptions(collection=rid, **opts), store=raster_store)
+        assert res.outcome == "loaded", res.summary()
+    with psycopg.connect(module_dsn, autocommit=True) as c:  # STAC providers, as a curator sets them
+        c.execute("UPDATE raster.collections SET providers = %s WHERE id = 'worldpop'",
+                  (Jsonb(WORLDPOP_PROVIDERS),))
     return module_dsn
 
 
@@ -308,6 +344,184 @@ def test_fold():
     nfd = unicodedata.normalize("NFD", "Thửa đất")
     assert nfd != "Thửa đất" and gmeta.fold(nfd) == gmeta.fold("Thửa đất") == "thua dat"
     assert gmeta.fold(None) == ""
+
+
+# --- raster collections --------------------------------------------------------------------------
+
+def _raster(metas, rid: str):
+    return next(m for m in metas if m.id == rid)
+
+
+def test_raster_record_ids_follow_the_collections_list():
+    assert gmeta.raster_record_ids(["buildings", "worldpop"], {"buildings", "roads"}) == {
+        "raster-buildings": "buildings", "worldpop": "worldpop"}
+    # a prefixed id that is taken too, and the records catalogue's own id
+    assert gmeta.raster_record_ids(["a", "catalog"], {"a", "raster-a"}) == {"raster-catalog": "catalog"}
+
+
+def test_every_raster_collection_with_items_has_a_record(conn, layers):
+    _, metas = layers
+    rasters = [m for m in metas if isinstance(m, gmeta.RasterMetadata)]
+    assert [m.id for m in rasters] == sorted(RASTERS)
+    features = [m.id for m in metas if isinstance(m, gmeta.LayerMetadata)]
+    assert "buildings" in features and len({m.id for m in metas}) == len(metas)  # ids stay unique
+    # a raster collection without items has none
+    conn.execute("INSERT INTO raster.collections (id, title) VALUES ('empty-grid', 'Nothing yet')")
+    try:
+        assert "empty-grid" not in {m.id for m in gmeta.collect(conn)[1]}
+    finally:
+        conn.execute("DELETE FROM raster.collections WHERE id = 'empty-grid'")
+    assert gmeta.collect(conn, rasters=False)[1] == [m for m in metas if isinstance(m, gmeta.LayerMetadata)]
+
+
+def test_the_record_of_a_raster_collection(conn, layers, sample_paths):
+    publisher, metas = layers
+    m = _raster(metas, "worldpop")
+    rec = gmeta.record(m, BASE, "en", publisher)
+    assert rec["id"] == "worldpop" and rec["type"] == "Feature" and rec["conformsTo"] == gmeta.RECORD_CONFORMS
+    stac = conn.execute("SELECT content FROM raster.stac_collections WHERE id = 'worldpop'").fetchone()[0]
+    p = rec["properties"]
+    assert p["type"] == "dataset" and p["title"] == stac["title"] == "WorldPop population count"
+    assert p["keywords"] == stac["keywords"] and p["license"] == "CC-BY-4.0"
+    assert p["attribution"] == "WorldPop, University of Southampton, HCMC GIS"
+    orgs = {c.get("organization"): c["roles"] for c in p["contacts"]}
+    assert orgs["WorldPop, University of Southampton"] == ["producer", "licensor"]
+    assert {"pointOfContact", "publisher"} <= {r for c in p["contacts"] for r in c["roles"]}
+    # extents: the items' footprints and times
+    x0, y0, x1, y1, t0, t1, n = conn.execute(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), lo, hi, n FROM (SELECT ST_Extent(geom) e, "
+        "min(dt_start) lo, max(dt_end) hi, count(*) n FROM raster.items WHERE collection = 'worldpop') s").fetchone()
+    assert shapely.geometry.shape(rec["geometry"]).equals(shapely.box(x0, y0, x1, y1))
+    got = [datetime.fromisoformat(v) for v in rec["time"]["interval"]]
+    assert got == [t0, t1] and p["itemCount"] == n == 1
+    # the bands as schema: what the COG's items say, nothing else
+    bands = conn.execute("SELECT bands, data_type FROM raster.items WHERE collection = 'worldpop'").fetchone()
+    assert [(b["name"], b["dataType"], b.get("unit"), b.get("nodata")) for b in p["bands"]] == [
+        (b["name"], b["data_type"], b.get("unit"), b.get("nodata")) for b in bands[0]]
+    assert p["bands"][0]["name"] == "population" and p["bands"][0]["unit"] == "persons"
+    assert p["dataType"] == bands[1]
+    import rasterio
+
+    with rasterio.open(sample_paths["population"]) as src:  # the file's own nodata, as a number
+        assert src.nodata is not None and p["bands"][0]["nodata"] == src.nodata
+    # lineage: the raster ingest run, its source by file name only
+    runs = p["lineage"]["runs"]
+    assert p["lineage"]["runCount"] == 1 and runs[0]["kind"] == "raster"
+    assert runs[0]["source"] == sample_paths["population"].name
+    assert "1 raster ingest run" in gmeta.lineage_summary(m, "en")
+    rels = {lk["rel"]: lk for lk in rec["links"] if lk["rel"] != "enclosure"}
+    cov = [lk for lk in rec["links"] if lk["rel"] == gmeta.REL_COVERAGE]
+    assert {lk["type"] for lk in cov} == {gmeta.GEOTIFF_MEDIA_TYPE, gmeta.COVJSON_MEDIA_TYPE}
+    assert all(lk["href"].startswith(f"{BASE}/collections/worldpop/coverage?f=") for lk in cov)
+    assert rels["alternate"]["href"] == f"{BASE}/stac/collections/worldpop"
+    assert rels["items"]["href"] == f"{BASE}/stac/collections/worldpop/items"
+    assert rels[gmeta.REL_TILESETS_MAP]["href"] == f"{BASE}/collections/population/map/tiles"  # migration 0007
+    assert rels["license"]["href"] == "https://spdx.org/licenses/CC-BY-4.0.html"
+    # each COG an enclosure with its size and checksum
+    items = conn.execute("SELECT asset_href, asset_size, asset_checksum FROM raster.items "
+                         "WHERE collection = 'worldpop'").fetchall()
+    enclosures = [lk for lk in rec["links"] if lk["rel"] == "enclosure"]
+    assert [(lk["href"], lk["length"], lk["file:checksum"], lk["type"]) for lk in enclosures] == [
+        (f"{BASE}/rasters/{h}", size, "1220" + sha, gmeta.COG_MEDIA_TYPE) for h, size, sha in items]
+    vi = gmeta.record(m, BASE, "vi", publisher)["properties"]
+    assert vi["language"] == {"code": "vi"} and vi["bands"] == p["bands"]
+
+
+def test_the_record_of_a_raster_collection_named_like_a_layer(conn, layers, sample_paths):
+    publisher, metas = layers
+    m = _raster(metas, "raster-buildings")
+    assert m.raster_id == "buildings"
+    rec = gmeta.record(m, BASE, "en", publisher)
+    rels = {lk["rel"]: lk["href"] for lk in rec["links"] if lk["type"] != "text/html"}
+    assert rels["describes"] == f"{BASE}/collections/raster-buildings"
+    assert rels["alternate"] == f"{BASE}/stac/collections/buildings"  # the STAC API keeps the raster id
+    p = rec["properties"]
+    assert [b["name"] for b in p["bands"]] == ["B02", "B03", "B04", "B08", "B11"]
+    assert p["itemCount"] == 2 and p["license"] == "other" and gmeta.REL_TILESETS_MAP not in rels
+    assert "license" not in rels  # 'other' is no SPDX licence
+    assert p["crs"].startswith("http://www.opengis.net/def/crs/EPSG/0/")
+    # no STAC description: one sentence on what the collection holds, in both languages
+    assert p["description"].startswith("Gridded data (raster): 2 Cloud-Optimised GeoTIFF files of 5 bands")
+    assert gmeta.record(m, BASE, "vi")["properties"]["description"].startswith("Dữ liệu lưới (raster): 2 tệp")
+    names = sorted(sample_paths[k].name for k in ("s2_before", "s2_after"))
+    assert sorted(p["lineage"]["runs"][0]["source"].split("; ")) == names
+    times = conn.execute("SELECT raster.rfc3339(dt_start) FROM raster.items WHERE collection = 'buildings' "
+                         "ORDER BY dt_start DESC").fetchall()
+    enclosures = [lk for lk in rec["links"] if lk["rel"] == "enclosure"]
+    assert len(enclosures) == 2 and times[0][0][:10] in enclosures[0]["title"]  # the newest first
+
+
+def test_raster_records_are_searchable(layers):
+    _, metas = layers
+    wp = _raster(metas, "worldpop")
+    assert {m.id for m in gmeta.search(metas, q=["worldpop"])} == {"worldpop"}
+    assert {m.id for m in gmeta.search(metas, q=["DAN SO (worldpop"])} == {"worldpop"}  # its map layer, in Vietnamese
+    assert {m.id for m in gmeta.search(metas, q=["B08"])} == {"raster-buildings"}  # band names
+    assert "raster-buildings" in {m.id for m in gmeta.search(metas, q=["sentinel-2"])}
+    x0, y0, _, _ = wp.bbox
+    assert "worldpop" in {m.id for m in gmeta.search(metas, bbox=(x0, y0, x0 + 1e-3, y0 + 1e-3))}
+    assert gmeta.search(metas, bbox=(100.0, 20.0, 101.0, 21.0)) == []
+    t0 = datetime.fromisoformat(wp.interval[0])
+    t1 = datetime.fromisoformat(wp.interval[1])
+    found = {m.id for m in gmeta.search(metas, start=t0, end=t1, has_time=True)}
+    assert "worldpop" in found
+    before = {m.id for m in gmeta.search(metas, start=None, end=datetime(1999, 1, 1, tzinfo=UTC), has_time=True)}
+    assert "worldpop" not in before and "raster-buildings" not in before
+    assert {m.id for m in gmeta.search(metas, ids=["raster-buildings"])} == {"raster-buildings"}
+    assert {m.id for m in gmeta.search(metas, types=["dataset"])} >= set(RASTERS)
+
+
+def test_raster_datasets_in_the_dcat_feed(conn, layers):
+    publisher, metas = layers
+    doc = json.loads(json.dumps(gmeta.dcat_catalog(metas, BASE, publisher)))
+    expanded = jsonld.expand(doc)[0]["http://www.w3.org/ns/dcat#dataset"]
+    dcat, dct = "http://www.w3.org/ns/dcat#", "http://purl.org/dc/terms/"
+    for rid, (raster_id, _, _) in RASTERS.items():
+        ds = next(d for d in expanded if d["@id"] == f"{BASE}/collections/{rid}")
+        assert ds["@type"] == [dcat + "Dataset"] and ds[dct + "identifier"] == [{"@value": rid}]
+        assert ds[dct + "title"][0]["@value"]
+        dists = ds[dcat + "distribution"]
+        files = [d for d in dists if dcat + "downloadURL" in d]
+        rows = conn.execute("SELECT asset_href, asset_size, asset_checksum FROM raster.items WHERE collection = %s "
+                            "ORDER BY dt_start DESC, id", (raster_id,)).fetchall()
+        assert [(d[dcat + "downloadURL"][0]["@id"], d[dcat + "byteSize"][0]["@value"],
+                 d["http://spdx.org/rdf/terms#checksum"][0]["http://spdx.org/rdf/terms#checksumValue"][0]["@value"])
+                for d in files] == [(f"{BASE}/rasters/{h}", str(size), sha) for h, size, sha in rows]
+        for d in files:
+            assert d[dcat + "mediaType"] == [{"@id": "https://www.iana.org/assignments/media-types/image/tiff"}]
+            assert d[dct + "conformsTo"] == [{"@id": gmeta.OGC_COG}]
+        cov = next(d for d in dists if d["@id"] == f"{BASE}/collections/{rid}/coverage")
+        assert cov[dcat + "accessURL"] == [{"@id": f"{BASE}/collections/{rid}/coverage"}]
+        service = cov[dcat + "accessService"][0]
+        assert service["@type"] == [dcat + "DataService"]
+        assert service[dcat + "endpointURL"] == [{"@id": f"{BASE}/collections/{rid}/coverage"}]
+        assert service[dct + "conformsTo"] == [{"@id": gmeta.OGC_COVERAGES_CORE}]
+        assert ds["http://www.w3.org/2000/01/rdf-schema#seeAlso"] == [{"@id": f"{BASE}/stac/collections/{raster_id}"}]
+        assert ds[dct + "temporal"] and ds[dct + "spatial"]
+    wp = next(d for d in expanded if d["@id"] == f"{BASE}/collections/worldpop")
+    assert wp[dct + "license"] == [{"@id": "http://spdx.org/licenses/CC-BY-4.0"}]
+    creators = [a["http://xmlns.com/foaf/0.1/name"][0]["@value"] for a in wp[dct + "creator"]]
+    assert creators == ["WorldPop, University of Southampton"]
+    rb = next(d for d in expanded if d["@id"] == f"{BASE}/collections/raster-buildings")
+    assert {t["@language"] for t in rb[dct + "description"]} == {"vi", "en"}  # no STAC description
+    nquads = jsonld.to_rdf(doc, {"format": "application/n-quads"})
+    assert nquads.count("<http://www.w3.org/ns/dcat#Dataset>") == len(metas)
+
+
+def test_no_server_path_in_raster_metadata(conn, layers, raster_store, sample_paths):
+    """Neither the raster store's folder nor the sources' folders (raster.items.source_path,
+    ingest.runs.source_path and options) appear in any record or in the DCAT feed."""
+    publisher, metas = layers
+    text = json.dumps([gmeta.record(m, BASE, lang, publisher) for m in metas for lang in ("en", "vi")]
+                      + [gmeta.dcat_catalog(metas, BASE, publisher)], ensure_ascii=False)
+    secrets = {str(raster_store.root), str(raster_store.root.resolve()), str(sample_paths["population"].parent)}
+    secrets |= {r[0] for r in conn.execute("SELECT source_path FROM raster.items")}
+    for (path,) in conn.execute("SELECT source_path FROM ingest.runs"):
+        secrets |= {p.strip() for p in path.split(";")}
+    secrets |= {str(PurePath(s).parent) for s in list(secrets)}
+    for secret in secrets:
+        assert secret not in text, secret
+    assert "source_path" not in text and "os_user" not in text
 
 
 # --- the minimum-count rule ------------------------------------------------------------------------
