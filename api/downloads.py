@@ -4,8 +4,9 @@ A part of the API (see :mod:`api.parts` for the interface). The files are built 
 (:func:`gis.downloads.publish`), never on a request, and registered in ``gis_meta.downloads``; this
 module only serves what the registry lists for a public collection:
 
-- ``GET /downloads``: the list of every published file (JSON);
-- ``GET /collections/{collectionId}/downloads``: those of one collection;
+- ``GET /downloads``: the list of every published file (JSON, or an HTML page with ``f=html`` or
+  ``Accept: text/html``; ``lang=vi|en``);
+- ``GET /collections/{collectionId}/downloads``: those of one collection (JSON or HTML);
 - ``GET|HEAD /downloads/{collectionId}/{filename}``: the file, with ``Content-Length``, a strong ``ETag``
   (its SHA-256), ``Last-Modified`` (its build time), ``Accept-Ranges`` and range requests (206, 416,
   ``If-Range``), and 304 on ``If-None-Match`` / ``If-Modified-Since``;
@@ -33,6 +34,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from api.negotiation import MEDIA, language, negotiate
 from gis import downloads as gdl
 from gis.errors import InputError, NotFoundError
 from gis.settings import Settings
@@ -41,6 +43,16 @@ log = logging.getLogger("gis.api.downloads")
 
 CONFORMANCE: list[str] = []
 JSON = "application/json"
+HTML = MEDIA["html"]
+#: the representations of the listings
+LIST_FORMATS = ("json", "html")
+#: words of the pages and link titles, by language
+WORDS = {
+    "en": {"download": "Download", "features": "features", "title": "Open-data downloads",
+           "coll_title": "Downloads of the collection", "collection": "The collection"},
+    "vi": {"download": "Tải về", "features": "đối tượng", "title": "Dữ liệu mở để tải về",
+           "coll_title": "Tệp tải về của lớp dữ liệu", "collection": "Lớp dữ liệu"},
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*\s*-\s*\d*)(\s*,\s*\d*\s*-\s*\d*)*\s*$", re.IGNORECASE)
 #: extra key in :attr:`gis.catalog.Collection.extra` holding the collection's files (set by the poller)
@@ -63,9 +75,9 @@ UNION ALL SELECT 'raster' FROM gis_meta.raster_layers WHERE id = %(id)s AND publ
 """
 
 
-def _item(base: str, d: gdl.DownloadFile) -> dict:
+def _item(base: str, d: gdl.DownloadFile, lang: str = "en") -> dict:
     out = {
-        "collection": d.collection_id, "format": d.format, "title": d.title, "type": d.media_type,
+        "collection": d.collection_id, "format": d.format, "title": d.title_in(lang), "type": d.media_type,
         "href": base + d.path, "length": d.size, "sha256": d.sha256,
         "checksum": base + d.path + ".sha256", "updated": d.built_at.astimezone(UTC).isoformat(),
     }
@@ -74,14 +86,27 @@ def _item(base: str, d: gdl.DownloadFile) -> dict:
     return out
 
 
+def _count_text(n: int, lang: str) -> str:
+    """1,000,000 (en) or 1.000.000 (vi)."""
+    text = f"{n:,}"
+    return text.replace(",", ".") if lang == "vi" else text
+
+
+def enclosure_title(d: gdl.DownloadFile, lang: str) -> str:
+    """``Download: GeoPackage (3.2 MB, 601 features)`` in ``lang``."""
+    w = WORDS[lang]
+    count = "" if d.feature_count is None else f", {_count_text(d.feature_count, lang)} {w['features']}"
+    return f"{w['download']}: {d.title_in(lang)} ({_size_text(d.size)}{count})"
+
+
 def enclosure(base: str, d: gdl.DownloadFile) -> dict:
-    """The ``rel: enclosure`` link of a download."""
-    count = "" if d.feature_count is None else f", {d.feature_count:,} features"
+    """The ``rel: enclosure`` link of a download; its title in English and Vietnamese (a collection
+    document's links are built without a language)."""
     return {"href": base + d.path, "rel": "enclosure", "type": d.media_type,
-            "title": f"Download: {d.title} ({_size_text(d.size)}{count})", "length": d.size}
+            "title": f"{enclosure_title(d, 'en')} / {enclosure_title(d, 'vi')}", "length": d.size}
 
 
-def _size_text(n: int) -> str:
+def _size_text(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -90,16 +115,23 @@ def _size_text(n: int) -> str:
 
 
 def collection_links(base: str, info) -> list[dict]:
-    """One ``enclosure`` link per published file of the collection (``info``: api.state.CollectionInfo)."""
+    """One ``enclosure`` link per published file of the collection (``info``: api.state.CollectionInfo),
+    and the page listing them."""
     files = info.collection.extra.get(EXTRA_KEY, ())
-    return [enclosure(base, d) for d in files]
+    if not files:
+        return []
+    page = {"href": f"{base}/collections/{info.collection.id}/downloads?f=html", "rel": "related", "type": HTML,
+            "title": "Downloads of the collection (HTML) / Tệp tải về của lớp dữ liệu"}
+    return [enclosure(base, d) for d in files] + [page]
 
 
 def landing_links(base: str) -> list[dict]:
-    """The landing page's link to the list of downloads."""
+    """The landing page's links to the list of downloads (JSON and HTML)."""
     # not rel "data": OGC API - Common reserves it for /collections, which clients follow
     return [{"href": f"{base}/downloads", "rel": "related", "type": JSON,
-             "title": "Open-data downloads of every public collection (GeoPackage, GeoParquet, ...)"}]
+             "title": "Open-data downloads of every public collection (GeoPackage, GeoParquet, ...)"},
+            {"href": f"{base}/downloads?f=html", "rel": "related", "type": HTML,
+             "title": "Open-data downloads (HTML) / Dữ liệu mở để tải về"}]
 
 
 def openapi_paths(snapshot=None) -> dict:
@@ -130,15 +162,21 @@ def openapi_paths(snapshot=None) -> dict:
                 "description": "Prebuilt by `gis publish`; supports HTTP range requests.",
                 "operationId": f"{method}DownloadFile", "parameters": [coll, fname], "responses": file_responses}
 
+    page = {"text/html": {"schema": {"type": "string"}}}
+    f = {"name": "f", "in": "query", "required": False, "description": "Response format (also by the Accept "
+         "header): json or html (a page listing each file with its size, feature count, SHA-256 and date).",
+         "schema": {"type": "string", "enum": list(LIST_FORMATS)}}
+    lang = {"$ref": "#/components/parameters/lang"}
     return {
         "/downloads": {"get": {"tags": ["Downloads"], "summary": "Open-data downloads of every public collection",
-                               "operationId": "getDownloads", "parameters": [],
+                               "operationId": "getDownloads", "parameters": [f, lang],
                                "responses": {"200": {"description": "The published files.",
-                                                     "content": listing}}}},
+                                                     "content": listing | page},
+                                             "400": err}}},
         "/collections/{collectionId}/downloads": {"get": {
             "tags": ["Downloads"], "summary": "Open-data downloads of a collection",
-            "operationId": "getCollectionDownloads", "parameters": [coll],
-            "responses": {"200": {"description": "The collection's published files.", "content": listing},
+            "operationId": "getCollectionDownloads", "parameters": [coll, f, lang],
+            "responses": {"200": {"description": "The collection's published files.", "content": listing | page},
                           "400": err, "404": nf}}},
         "/downloads/{collectionId}/{filename}": {"get": file_op("get"), "head": file_op("head")},
     }
@@ -148,8 +186,40 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _json(doc) -> Response:
-    return Response(orjson.dumps(doc), media_type=JSON)
+def _json(doc, lang: str | None = None) -> Response:
+    return Response(orjson.dumps(doc), media_type=JSON, headers={"Content-Language": lang} if lang else None)
+
+
+def _layer_titles(request: Request, lang: str) -> dict[str, str]:
+    """Title of each public layer in ``lang``: the feature collections of the catalog snapshot."""
+    snapshot = request.app.state.gis.snapshot
+    out: dict[str, str] = {}
+    for cid, info in (snapshot.collections.items() if snapshot is not None else ()):
+        c = info.collection
+        out[cid] = (c.title_vi if lang == "vi" else c.title_en) or cid
+    return out
+
+
+def _page(request: Request, lang: str, files: list[gdl.DownloadFile], collection_id: str | None) -> Response:
+    """The HTML page of the downloads (of one collection, or of all)."""
+    base = _base(request)
+    titles = _layer_titles(request, lang)
+    rows = [{
+        "collection": d.collection_id, "layer": titles.get(d.collection_id, d.collection_id),
+        "format": d.title_in(lang), "type": d.media_type, "filename": d.filename, "href": base + d.path,
+        "checksum": base + d.path + ".sha256", "size": _size_text(d.size), "bytes": d.size,
+        "count": None if d.feature_count is None else _count_text(d.feature_count, lang),
+        "sha256": d.sha256, "built": d.built_at.astimezone(UTC),
+        "link_title": enclosure_title(d, lang),
+    } for d in files]
+    path = f"/collections/{collection_id}/downloads" if collection_id else "/downloads"
+    alternates = [{"href": f"{base}{path}?f=json&lang={lang}", "rel": "alternate", "type": JSON,
+                   "title": "JSON"}]
+    w = WORDS[lang]
+    title = f"{w['coll_title']}: {titles.get(collection_id, collection_id)}" if collection_id else w["title"]
+    return request.app.state.pages.render(
+        "downloads.html", lang=lang, base=base, self_url=str(request.url), alternates=alternates,
+        rows=rows, page_title=title, collection_id=collection_id)
 
 
 async def _fetch(pool, query: str, params) -> list:
@@ -257,22 +327,33 @@ def make_router(settings: Settings) -> APIRouter:
 
     @router.get("/downloads", include_in_schema=False)
     async def downloads(request: Request) -> Response:
+        fmt, lang = negotiate(request, LIST_FORMATS), language(request)
         base = _base(request)
         files = await load_files(request.app.state.gis.pool)
-        return _json({"downloads": [_item(base, d) for d in files],
+        if fmt == "html":
+            return _page(request, lang, files, None)
+        return _json({"downloads": [_item(base, d, lang) for d in files],
                       "links": [{"href": f"{base}/downloads", "rel": "self", "type": JSON,
-                                 "title": "Open-data downloads"}]})
+                                 "title": WORDS[lang]["title"]},
+                                {"href": f"{base}/downloads?f=html", "rel": "alternate", "type": HTML,
+                                 "title": WORDS[lang]["title"] + " (HTML)"}]}, lang)
 
     @router.get("/collections/{collection_id}/downloads", include_in_schema=False)
     async def collection_downloads(request: Request, collection_id: str) -> Response:
+        fmt, lang = negotiate(request, LIST_FORMATS), language(request)
         await _public_kind(request, collection_id)
         base = _base(request)
         files = await load_files(request.app.state.gis.pool, collection_id)
-        return _json({"downloads": [_item(base, d) for d in files], "links": [
+        if fmt == "html":
+            return _page(request, lang, files, collection_id)
+        w = WORDS[lang]
+        return _json({"downloads": [_item(base, d, lang) for d in files], "links": [
             {"href": f"{base}/collections/{collection_id}/downloads", "rel": "self", "type": JSON,
-             "title": "Downloads of the collection"},
+             "title": w["coll_title"]},
+            {"href": f"{base}/collections/{collection_id}/downloads?f=html", "rel": "alternate", "type": HTML,
+             "title": w["coll_title"] + " (HTML)"},
             {"href": f"{base}/collections/{collection_id}", "rel": "collection", "type": JSON,
-             "title": "The collection"}]})
+             "title": w["collection"]}]}, lang)
 
     @router.api_route("/downloads/{collection_id}/{filename}", methods=["GET", "HEAD"], include_in_schema=False)
     async def download_file(request: Request, collection_id: str, filename: str) -> Response:

@@ -156,6 +156,8 @@ def _vector_ingest(
     invalid: str,
     max_rejects: str,
     valid_from: Optional[str],
+    publish: bool = False,
+    publish_formats: Optional[str] = None,
 ) -> None:
     from datetime import datetime, timezone
 
@@ -164,6 +166,19 @@ def _vector_ingest(
     from ingest.job import IngestOptions, run_ingest
 
     settings = _settings()
+    if publish_formats is not None:
+        if not publish:
+            raise InputError("--publish-format is an option of --publish: add --publish.")
+        from gis.downloads import VECTOR_FORMATS, check_format
+
+        for f in _split_list(publish_formats) or ():  # checked before the load, not after it
+            try:
+                name = check_format(f).name
+            except InputError:
+                name = None
+            if name not in VECTOR_FORMATS:
+                raise InputError(f"--publish-format {f!r} is not a format `gis publish` builds; use some of: "
+                                 f"{', '.join(VECTOR_FORMATS)}.")
     vf = None
     if valid_from:
         try:
@@ -179,6 +194,41 @@ def _vector_ingest(
         result = run_ingest(dsn, kind, path, opts, rejects_dir=settings.data_dir / "rejects",
                             progress=progress)
     typer.echo(result.summary())
+    if publish:
+        _publish_after_ingest(dsn, settings, kind, publish_formats)
+
+
+def _publish_after_ingest(dsn: str, settings, kind: str, formats: Optional[str]) -> None:
+    """`gis ingest KIND ... --publish`: bring the downloads of the layers that read KIND's table up to date.
+
+    Runs only after the ingest committed (a failed ingest raised before): the load stays whatever
+    happens here. :func:`gis.downloads.publish` rebuilds only the layers whose data changed.
+    """
+    from gis.db import connect
+    from gis.downloads import PublishError, collections_reading, publish
+    from ingest.kinds import get_kind
+
+    table = get_kind(kind).table
+    with connect(dsn, autocommit=True) as conn:
+        layers = collections_reading(conn, [table])
+    if not layers:
+        typer.echo(f"publish: no public layer reads {table}; no download to build.")
+        return
+    typer.echo(f"publish: downloads of {', '.join(layers)} (the public layers that read {table}) ...")
+    try:
+        with _feature_progress() as bar:
+            results = publish(dsn, settings.data_dir, layers, formats=_split_list(formats),
+                              tile_packager=_tile_packager(),
+                              progress=lambda cid, fmt, n: bar.update(f"{cid} {fmt}", n))
+    except GisError as exc:
+        for r in exc.results if isinstance(exc, PublishError) else ():
+            typer.echo(r.summary())
+        raise GisError(f"The ingest was loaded, but publishing its downloads failed: {exc.message} Run "
+                       f"`gis publish {' '.join(layers)}` to try again.", code=exc.code) from None
+    for r in results:
+        typer.echo(r.summary())
+    built = sum(r.built for r in results)
+    typer.echo(f"{built} download(s) built, {len(results) - built} current.")
 
 
 def _make_vector_command(kind: str, help_text: str) -> None:
@@ -197,8 +247,15 @@ def _make_vector_command(kind: str, help_text: str) -> None:
                                                       "(default 0: any reject fails the job, nothing written).")] = "0",
         valid_from: Annotated[Optional[str], typer.Option(help="Validity start of new parcel versions "
                                                                "(ISO date; default now).")] = None,
+        publish: Annotated[bool, typer.Option("--publish", help="After a successful load, rebuild the "
+                                                                "open-data downloads of the public layers "
+                                                                "that read this kind's table (as `gis "
+                                                                "publish`: only what changed).")] = False,
+        publish_format: Annotated[Optional[str], typer.Option(help="With --publish: comma-separated formats "
+                                                                   "(default: every download format).")] = None,
     ) -> None:
-        _vector_ingest(kind, path, crs, mapping, layer, encoding, invalid, max_rejects, valid_from)
+        _vector_ingest(kind, path, crs, mapping, layer, encoding, invalid, max_rejects, valid_from, publish,
+                       publish_format)
 
     command.__doc__ = help_text + " All or nothing; the run is recorded in ingest.runs."
     ingest_app.command(kind)(command)

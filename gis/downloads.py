@@ -1,7 +1,8 @@
 """Open-data downloads: every public collection as files in the formats people use.
 
 A download is built from ONE consistent snapshot of the data (a REPEATABLE READ transaction), streamed
-in Arrow record batches (bounded memory whatever the layer's size), written to a temporary file beside
+in Arrow record batches (bounded memory whatever the layer's size; the database read runs in a thread a
+few batches ahead of the writer, so reading and writing overlap), written to a temporary file beside
 the target and renamed into place only when complete, with a ``.sha256`` checksum file. A failed or
 interrupted build leaves the previous file served and no partial file.
 
@@ -33,28 +34,36 @@ from gis.errors import GisError, InputError, NotFoundError
 
 @dataclass(frozen=True)
 class Format:
-    """A download format: short name, file suffix, media type, title."""
+    """A download format: short name, file suffix, media type, title in English and in Vietnamese."""
 
     name: str
     suffix: str
     media_type: str
     title: str
+    title_vi: str = ""
+
+    def title_in(self, lang: str) -> str:
+        """The title in ``lang`` (``"vi"`` or ``"en"``)."""
+        return self.title_vi if lang == "vi" and self.title_vi else self.title
 
 
 #: the download formats, by short name (the ``--format`` values), in the order they are listed
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("gpkg", ".gpkg", "application/geopackage+sqlite3", "GeoPackage"),
-    Format("parquet", ".parquet", "application/vnd.apache.parquet", "GeoParquet 1.1"),
-    Format("fgb", ".fgb", "application/flatgeobuf", "FlatGeobuf (with spatial index)"),
-    Format("csv", ".csv", "text/csv; charset=utf-8", "CSV (geometry as WKT)"),
-    Format("geojson", ".geojson", "application/geo+json", "GeoJSON"),
+    Format("gpkg", ".gpkg", "application/geopackage+sqlite3", "GeoPackage", "GeoPackage"),
+    Format("parquet", ".parquet", "application/vnd.apache.parquet", "GeoParquet 1.1", "GeoParquet 1.1"),
+    Format("fgb", ".fgb", "application/flatgeobuf", "FlatGeobuf (with spatial index)",
+           "FlatGeobuf (có chỉ mục không gian)"),
+    Format("csv", ".csv", "text/csv; charset=utf-8", "CSV (geometry as WKT)", "CSV (hình học dạng WKT)"),
+    Format("geojson", ".geojson", "application/geo+json", "GeoJSON", "GeoJSON"),
     Format("geojsonseq", ".geojsonl", "application/geo+json-seq",
-           "GeoJSON, one feature per line (GeoJSONSeq)"),
-    Format("shp.zip", ".shp.zip", "application/zip", "Shapefile (zipped, UTF-8 .cpg)"),
-    Format("pmtiles", ".pmtiles", "application/vnd.pmtiles", "PMTiles vector tiles"),
-    Format("mbtiles", ".mbtiles", "application/vnd.mapbox-vector-tile+sqlite3", "MBTiles vector tiles"),
+           "GeoJSON, one feature per line (GeoJSONSeq)", "GeoJSON, mỗi dòng một đối tượng (GeoJSONSeq)"),
+    Format("shp.zip", ".shp.zip", "application/zip", "Shapefile (zipped, UTF-8 .cpg)",
+           "Shapefile (nén zip, .cpg UTF-8)"),
+    Format("pmtiles", ".pmtiles", "application/vnd.pmtiles", "PMTiles vector tiles", "Gói tile vector PMTiles"),
+    Format("mbtiles", ".mbtiles", "application/vnd.mapbox-vector-tile+sqlite3", "MBTiles vector tiles",
+           "Gói tile vector MBTiles"),
     Format("cog", ".tif", "image/tiff; application=geotiff; profile=cloud-optimized",
-           "Cloud-Optimised GeoTIFF"),
+           "Cloud-Optimised GeoTIFF", "GeoTIFF tối ưu cho đám mây (COG)"),
 )}
 
 #: formats built by :func:`publish` by default (COGs are already files of the raster store)
@@ -102,8 +111,12 @@ class DownloadFile:
     @property
     def title(self) -> str:
         """A human title of the format (``"GeoPackage"``...)."""
+        return self.title_in("en")
+
+    def title_in(self, lang: str) -> str:
+        """The title of the format in ``lang`` (``"vi"`` or ``"en"``)."""
         fmt = FORMATS.get(self.format)
-        return fmt.title if fmt else self.format
+        return fmt.title_in(lang) if fmt else self.format
 
 
 PUBLISHED_SQL = """
@@ -170,7 +183,7 @@ def files_from_rows(rows: list, cog_rows: list) -> list[DownloadFile]:
 # ------------------------------------------------------------------------------------------------
 
 #: bump when an exporter's output changes: `gis publish` then rebuilds every download
-EXPORTER_VERSION = 1
+EXPORTER_VERSION = 2  # 2: ISO 8601 dates in CSV
 #: rows per Parquet row group (the bbox covering columns' statistics prune per group)
 PARQUET_ROW_GROUP = 65_536
 #: name of the geometry column in the files
@@ -312,6 +325,9 @@ class ReadSnapshot:
         self._adbc.insert(0, cur)  # the stream lives as long as its cursor: closed first, at the end
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'")  # an id PostgreSQL made, not input
+        if not JIT:
+            cur.execute("SET LOCAL jit = off")  # compiling a plain scan's expressions costs more than it saves
+        cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
         cur.execute(text)
         return cur.fetch_record_batch()
 
@@ -387,11 +403,26 @@ def _columns(coll: gcat.Collection) -> list[tuple[str, str]]:
     return [(coll.id_column, coll.id_type)] + [(f.name, f.pg_type) for f in coll.fields]
 
 
-def _select(coll: gcat.Collection, bbox: bool) -> sql.Composed:
+#: ISO 8601 text of the date/time types in CSV (GDAL's CSV writer would say "2024/01/01 00:00:00+00"):
+#: dates as 2024-01-01, UTC times as 2024-01-01T00:00:00Z (fractions of a second only when there are)
+_ISO_TEXT = {
+    "date": "to_char({c}, 'YYYY-MM-DD')",
+    "timestamptz": "replace(to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || 'Z'",
+    "timestamp": "replace(to_char({c}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '')",
+}
+
+
+def _select(coll: gcat.Collection, bbox: bool, iso_text: bool = False) -> sql.Composed:
+    """The export's SELECT: the id, the public fields and the geometry as WKB, in id order.
+
+    ``iso_text``: dates and times as ISO 8601 text (for CSV, which has no types).
+    """
     items = []
     for name, typ in _columns(coll):
         col = sql.Identifier(name)
-        if typ in _KEEP:
+        if iso_text and typ in _ISO_TEXT:
+            items.append(sql.SQL("{} AS {}").format(sql.SQL(_ISO_TEXT[typ]).format(c=col), col))
+        elif typ in _KEEP:
             items.append(col)
         else:
             items.append(sql.SQL("{}::{} AS {}").format(col, sql.SQL(_CAST.get(typ, "text")), col))
@@ -404,16 +435,75 @@ def _select(coll: gcat.Collection, bbox: bool) -> sql.Composed:
         sql.SQL(", ").join(items), sql.Identifier(coll.schema, coll.relation), sql.Identifier(coll.id_column))
 
 
-def _clean(reader, progress: Callable[[int], None] | None, counter: list[int]) -> Iterator:
-    """The batches of ``reader`` without the driver's field metadata, counted."""
-    import pyarrow as pa
+#: Arrow batches read ahead of the writer (each about :data:`BATCH_BYTES`): the memory bound of the read
+PREFETCH_BATCHES = 2
+#: size hint of the Arrow batches ADBC reads from the binary COPY (its default is 16 MB)
+BATCH_BYTES = 8 << 20
+_END = object()
+#: let PostgreSQL JIT-compile the export's query (off: a whole-table scan gains nothing from it)
+JIT = False
 
-    schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in reader.schema])
-    for batch in reader:
-        counter[0] += batch.num_rows
-        if progress:
-            progress(counter[0])
-        yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+class _ReadAhead:
+    """The batches of a ``RecordBatchReader``, read ahead in a thread while the caller writes.
+
+    The database read (ADBC: libpq and the binary COPY decoder, waiting on the PostgreSQL backend) and
+    the write (GDAL's Arrow writer, Parquet's encoder) both release the GIL, so in two threads they
+    overlap instead of taking turns; at most ``depth`` batches wait in the queue (bounded memory).
+    The batches lose the driver's field metadata. Use as a context manager: leaving it stops and joins
+    the reading thread (before the snapshot closes the ADBC cursor it reads from), whatever happened.
+    """
+
+    def __init__(self, reader, depth: int = PREFETCH_BATCHES) -> None:
+        import queue
+        import threading
+
+        import pyarrow as pa
+
+        self.schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in reader.schema])
+        self._reader = reader
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._full = queue.Full
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gis-export-read", daemon=True)
+
+    def __enter__(self) -> _ReadAhead:  # noqa: PYI034 - the class is not subclassed
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import pyarrow as pa
+
+        try:
+            for batch in self._reader:
+                if not self._put(pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, raised there
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except self._full:
+                continue
+        return False
+
+    def batches(self, progress: Callable[[int], None] | None, counter: list[int]) -> Iterator:
+        """The batches in order, counted in ``counter[0]`` (and reported to ``progress``)."""
+        while (item := self._queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            counter[0] += item.num_rows
+            if progress:
+                progress(counter[0])
+            yield item
 
 
 def _geometry_type(coll: gcat.Collection) -> str:
@@ -425,46 +515,46 @@ def _geometry_type(coll: gcat.Collection) -> str:
 
 def _write_ogr(snap: ReadSnapshot, coll: gcat.Collection, fmt: str, tmp: Path,
                progress: Callable[[int], None] | None) -> int:
-    import pyarrow as pa
-    import pyogrio
-
     driver, options = _OGR[fmt]
     options = dict(options)
-    reader = snap.stream(_select(coll, bbox=False))
-    counter = [0]
-    schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in reader.schema])
-    raised: list[BaseException] = []
+    reader = snap.stream(_select(coll, bbox=False, iso_text=fmt == "csv"))
+    with _ReadAhead(reader) as ahead:  # reads while GDAL (imported meanwhile) loads and writes
+        import pyarrow as pa
+        import pyogrio
 
-    def batches() -> Iterator:
+        counter = [0]
+        raised: list[BaseException] = []
+
+        def batches() -> Iterator:
+            try:
+                yield from ahead.batches(progress, counter)
+            except BaseException as exc:  # GDAL reports a failed stream as its own error: keep the real one
+                raised.append(exc)
+                raise
+
+        stream = pa.RecordBatchReader.from_batches(ahead.schema, batches())
+        title = f"{coll.title_en} / {coll.title_vi}"
+        if fmt == "gpkg":
+            if coll.id_type in ("int2", "int4", "int8"):
+                options["FID"] = coll.id_column
+            options |= {"IDENTIFIER": coll.title_en, "DESCRIPTION": coll.description_en or title}
+        elif fmt == "fgb":
+            options |= {"TITLE": title, "DESCRIPTION": coll.description_en or ""}
+        elif fmt in ("geojson", "geojsonseq"):
+            options["ID_FIELD"] = coll.id_column
+        kwargs: dict = {}
+        if fmt == "shp.zip":
+            kwargs["encoding"] = "UTF-8"  # with a .cpg saying so
         try:
-            yield from _clean(reader, progress, counter)
-        except BaseException as exc:  # GDAL reports a failed stream as its own error: keep the real one
-            raised.append(exc)
+            pyogrio.write_arrow(stream, str(tmp), layer=coll.id.replace("-", "_"), driver=driver,
+                                geometry_name=GEOMETRY, geometry_type=_geometry_type(coll),
+                                crs=f"EPSG:{coll.srid}", layer_options=options, **kwargs)
+        except BaseException:
+            if raised:
+                raise raised[0] from None
             raise
-
-    stream = pa.RecordBatchReader.from_batches(schema, batches())
-    title = f"{coll.title_en} / {coll.title_vi}"
-    if fmt == "gpkg":
-        if coll.id_type in ("int2", "int4", "int8"):
-            options["FID"] = coll.id_column
-        options |= {"IDENTIFIER": coll.title_en, "DESCRIPTION": coll.description_en or title}
-    elif fmt == "fgb":
-        options |= {"TITLE": title, "DESCRIPTION": coll.description_en or ""}
-    elif fmt in ("geojson", "geojsonseq"):
-        options["ID_FIELD"] = coll.id_column
-    kwargs: dict = {}
-    if fmt == "shp.zip":
-        kwargs["encoding"] = "UTF-8"  # with a .cpg saying so
-    try:
-        pyogrio.write_arrow(stream, str(tmp), layer=coll.id.replace("-", "_"), driver=driver,
-                            geometry_name=GEOMETRY, geometry_type=_geometry_type(coll),
-                            crs=f"EPSG:{coll.srid}", layer_options=options, **kwargs)
-    except BaseException:
-        if raised:
-            raise raised[0] from None
-        raise
-    if raised:  # pragma: no cover - GDAL always reports a failed stream
-        raise raised[0]
+        if raised:  # pragma: no cover - GDAL always reports a failed stream
+            raise raised[0]
     return counter[0]
 
 
@@ -481,9 +571,10 @@ def _write_parquet(snap: ReadSnapshot, coll: gcat.Collection, tmp: Path,
     fields = [pa.field(f.name, f.type, f.nullable) for f in reader.schema if f.name in names]
     schema = pa.schema(fields + [pa.field(BBOX, bbox_type)])
     extent = [float("inf"), float("inf"), float("-inf"), float("-inf")]
-    count = 0
-    with pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=True) as writer:
-        for batch in reader:
+    counter = [0]
+    with _ReadAhead(reader) as ahead, pq.ParquetWriter(str(tmp), schema, compression="zstd",
+                                                       write_statistics=True) as writer:
+        for batch in ahead.batches(progress, counter):
             corners = [batch.column("__" + k) for k in ("xmin", "ymin", "xmax", "ymax")]
             box = pa.StructArray.from_arrays(corners, fields=list(bbox_type),
                                              mask=pc.is_null(batch.column(GEOMETRY)))
@@ -493,11 +584,8 @@ def _write_parquet(snap: ReadSnapshot, coll: gcat.Collection, tmp: Path,
                 v = fn(corners[i]).as_py()
                 if v is not None:
                     extent[i] = min(extent[i], v) if i < 2 else max(extent[i], v)
-            count += batch.num_rows
-            if progress:
-                progress(count)
         writer.add_key_value_metadata({"geo": json.dumps(_geo_metadata(coll, extent))})
-    return count
+    return counter[0]
 
 
 def _geo_metadata(coll: gcat.Collection, extent: list[float]) -> dict:
@@ -622,10 +710,16 @@ def _finish(tmp: Path, out: Path) -> tuple[int, str]:
     with the checksum of the previous one.
     """
     import signal
+    from concurrent.futures import ThreadPoolExecutor
 
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    digest = sha256_file(tmp)
+    def sync() -> None:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+
+    with ThreadPoolExecutor(1, thread_name_prefix="gis-export-fsync") as pool:
+        synced = pool.submit(sync)  # the disk flushes while the page cache is hashed (both drop the GIL)
+        digest = sha256_file(tmp)
+        synced.result()
     size = tmp.stat().st_size
     sidecar = out.with_name(out.name + ".sha256")
     side_tmp = _tmp_path(sidecar)
@@ -814,6 +908,41 @@ def publish(dsn: str, data_dir: Path, collections: list[str] | None = None, *,
     if failures:
         raise PublishError(failures, results)
     return results
+
+
+def collections_reading(conn: psycopg.Connection, tables: list[str]) -> list[str]:
+    """The public collections whose data comes from any of ``tables`` (through views or directly).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        An open connection.
+    tables : list of str
+        Qualified table names, ``"schema.table"`` (e.g. the target table of an ingest kind).
+
+    Returns
+    -------
+    list of str
+        Collection ids in catalog order: those :func:`publish` should bring up to date after these
+        tables were written.
+
+    Examples
+    --------
+    >>> collections_reading(conn, ["cadastral.parcels"])  # doctest: +SKIP
+    ['parcels', 'parcel-history']
+    """
+    wanted = {tuple(t.split(".", 1)) for t in tables if "." in t}
+    out = []
+    rows = conn.execute("SELECT id, relation_schema, relation_name FROM gis_meta.collections WHERE public "
+                        "ORDER BY sort_order, id").fetchall()
+    for cid, schema, relation in rows:
+        rel = sql.Identifier(schema, relation).as_string(conn)
+        if conn.execute("SELECT to_regclass(%s) IS NULL", (rel,)).fetchone()[0]:
+            continue
+        deps = {(r[0], r[1]) for r in conn.execute(_DEPS_SQL, {"rel": rel}).fetchall()}
+        if deps & wanted:
+            out.append(cid)
+    return out
 
 
 class PublishError(GisError):

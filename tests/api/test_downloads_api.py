@@ -8,7 +8,10 @@ reads a file with GDAL through /vsicurl/ (HTTP range requests) from a real `gis 
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
+import re
 import time
+from datetime import UTC
 from email.utils import formatdate
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from api_helpers import GisServer
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.downloads import _size_text
 from api.settings import ApiSettings
 from gis import downloads as gdl
 from gis.cli import _tile_packager
@@ -62,6 +66,64 @@ def test_listing_and_enclosure_links(dl, files):
     one = dl.get("/collections/parcels/downloads").json()["downloads"]
     assert [d["href"] for d in one] == [lk["href"] for lk in links]
     assert any(lk["href"].endswith("/downloads") for lk in dl.get("/").json()["links"])
+
+
+def test_enclosure_titles_in_both_languages(dl, files):
+    f = next(f for f in files if f.collection_id == "parcels" and f.format == "fgb")
+    [link] = [lk for lk in dl.get("/collections/parcels").json()["links"] if lk.get("href", "").endswith(f.path)]
+    count = f"{f.feature_count:,}"
+    assert link["title"] == (f"Download: FlatGeobuf (with spatial index) ({link['title'].split('(')[2].split(',')[0]}, "
+                             f"{count} features) / Tải về: FlatGeobuf (có chỉ mục không gian) "
+                             f"({link['title'].split('(')[2].split(',')[0]}, {count.replace(',', '.')} đối tượng)")
+    vi = dl.get("/downloads?lang=vi")
+    assert vi.headers["content-language"] == "vi"
+    assert {d["title"] for d in vi.json()["downloads"] if d["format"] == "csv"} == {"CSV (hình học dạng WKT)"}
+
+
+def test_html_pages_list_every_file_in_both_languages(dl, files):
+    def cells(page: str) -> list[list[str]]:
+        rows = re.findall(r"<tr>(.*?)</tr>", page, re.DOTALL)
+        return [[htmllib.unescape(re.sub(r"<[^>]+>", " ", c)).split() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.DOTALL)]
+                for r in rows if "<td" in r]
+
+    for lang, head, word in (("en", "Open-data downloads", "Features"), ("vi", "Dữ liệu mở để tải về", "Số đối tượng")):
+        r = dl.get(f"/downloads?f=html&lang={lang}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text[:300]
+        assert r.headers["content-language"] == lang
+        page = r.text
+        assert f"<h1>{head}</h1>" in page and f"<th>{word}</th>" in page
+        rows = cells(page)
+        assert len(rows) == len(files)
+        for f, row in zip(files, rows, strict=True):
+            layer, fmt, name, size, count, digest, built = row
+            assert layer[-1] == f.collection_id and name == [f.filename]
+            assert " ".join(fmt) == f"{f.title_in(lang)} {f.media_type}"
+            assert " ".join(size) == _size_text(f.size)
+            expect = "-" if f.feature_count is None else f"{f.feature_count:,}"
+            assert count == [expect.replace(",", ".") if lang == "vi" else expect]
+            assert digest[0] == f.sha256 and digest[1] == f.filename + ".sha256"
+            assert built == [*f.built_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M").split(), "UTC"]
+            assert f'href="http://testserver{f.path}"' in page
+        # the other language and the JSON are linked
+        assert "lang=" + ("vi" if lang == "en" else "en") in page and 'type="application/json"' in page
+    # the landing page and each collection with files link their page
+    assert any(lk["href"] == "http://testserver/downloads?f=html" and lk["type"] == "text/html"
+               for lk in dl.get("/").json()["links"])
+    assert any(lk["href"] == "http://testserver/collections/poi/downloads?f=html"
+               for lk in dl.get("/collections/poi").json()["links"])
+    # a browser (Accept: text/html) gets the page; one collection's page lists its files only
+    assert dl.get("/downloads", headers={"Accept": "text/html"}).headers["content-type"].startswith("text/html")
+    page = dl.get("/collections/poi/downloads?f=html&lang=vi").text
+    poi = [f for f in files if f.collection_id == "poi"]
+    assert len(cells(page)) == len(poi) > 5 and "parcels.gpkg" not in page and "poi.gpkg" in page
+    assert "Tệp tải về của lớp dữ liệu" in page
+    # bad parameters are clear errors
+    for url, text in (("/downloads?f=xml", "Parameter f"), ("/downloads?lang=fr", "Parameter lang"),
+                      ("/collections/poi/downloads?f=pdf", "Parameter f")):
+        r = dl.get(url)
+        assert r.status_code == 400 and text in r.json()["description"], (url, r.text[:200])
+    r = dl.get("/collections/nope/downloads?f=html")
+    assert r.status_code == 404 and "nope" in r.text
 
 
 def test_every_file_is_served_whole_with_its_checksum(dl, files):

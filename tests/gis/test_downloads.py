@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,3 +345,119 @@ def test_published_contract(loaded, tmp_path):
     assert d.built_at.tzinfo is not None and abs((datetime.now(UTC) - d.built_at).total_seconds()) < 120
     with pytest.raises(AttributeError):
         d.size = 11  # frozen
+
+
+def _gis(dsn: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": dsn, "GIS_DATA_DIR": str(data_dir)}
+    gis = str(Path(sys.executable).parent / "gis")
+    return subprocess.run([gis, *args], env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _registry(dsn: str) -> dict:
+    with _db(dsn) as conn:
+        return {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(
+            "SELECT collection_id, format, sha256, built_at FROM gis_meta.downloads")}
+
+
+def test_ingest_publish_rebuilds_the_layers_of_the_ingested_kind(dsn, tmp_path):
+    paths = generate(tmp_path / "sample")
+    data = tmp_path / "var"
+    # without --publish an ingest builds nothing (no slower than before)
+    proc = _gis(dsn, data, "ingest", "roads", str(paths["roads"]))
+    assert proc.returncode == 0, proc.stderr
+    assert _registry(dsn) == {} and not gdl.downloads_root(data).exists()
+    # --publish: after the load, the downloads of the layers that read city.poi, and only those
+    proc = _gis(dsn, data, "ingest", "poi", str(paths["poi"]), "--publish", "--publish-format", "csv,parquet")
+    assert proc.returncode == 0, proc.stderr
+    assert "publish: downloads of poi " in proc.stdout and "2 download(s) built, 0 current." in proc.stdout
+    reg = _registry(dsn)
+    assert set(reg) == {("poi", "csv"), ("poi", "parquet")}
+    with _db(dsn) as conn:
+        n_poi = conn.execute("SELECT count(*) FROM city.poi").fetchone()[0]
+    assert pq.read_metadata(gdl.downloads_root(data) / "poi" / "poi.parquet").num_rows == n_poi
+    # the same file again: nothing changed, nothing rebuilt
+    proc = _gis(dsn, data, "ingest", "poi", str(paths["poi"]), "--publish", "--publish-format", "csv,parquet")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 download(s) built, 2 current." in proc.stdout and _registry(dsn) == reg
+    # cadastral: both parcel layers (current and history) read cadastral.parcels; poi stays as it was
+    proc = _gis(dsn, data, "ingest", "cadastral", str(paths["cadastral"]), "--valid-from", "2024-01-01",
+                "--publish", "--publish-format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    after = _registry(dsn)
+    assert set(after) - set(reg) == {("parcels", "csv"), ("parcel-history", "csv")}
+    assert {k: after[k] for k in reg} == reg
+    with _db(dsn) as conn:
+        n_parcels = conn.execute("SELECT count(*) FROM cadastral.parcels_current").fetchone()[0]
+        assert gdl.collections_reading(conn, ["cadastral.parcels"]) == [
+            r[0] for r in conn.execute("SELECT id FROM gis_meta.collections WHERE public AND id LIKE 'parcel%' "
+                                       "ORDER BY sort_order, id")]
+        assert gdl.collections_reading(conn, ["nowhere.nothing"]) == []
+    assert pyogrio.read_info(str(gdl.downloads_root(data) / "parcels" / "parcels.csv"))["features"] == n_parcels
+    # a bad format is refused before anything is loaded
+    proc = _gis(dsn, data, "ingest", "cadastral", str(paths["cadastral_update"]), "--publish",
+                "--publish-format", "xls")
+    assert proc.returncode == 2 and "--publish-format 'xls'" in proc.stderr and "Traceback" not in proc.stderr
+    with _db(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM cadastral.parcels_current").fetchone()[0] == n_parcels
+
+
+def test_csv_dates_are_iso_8601_and_typed_by_readers(loaded, tmp_path):
+    import pandas as pd
+
+    out = gdl.export(loaded, "parcel-history", "csv", tmp_path).path
+    with _db(loaded) as conn:
+        rows = conn.execute("SELECT parcel_id, valid_from, valid_to FROM cadastral.parcels ORDER BY parcel_id"
+                            ).fetchall()
+    assert any(r[2] is not None for r in rows)  # retired versions: both columns have values
+    # the text: 2024-01-01T00:00:00Z, never GDAL's 2024/01/01 00:00:00+00
+    df = pd.read_csv(out, dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
+    stamp = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$"
+    assert df["valid_from"].str.match(stamp).all(), df["valid_from"].head().tolist()
+    assert df["valid_to"].map(lambda v: v == "" or bool(pd.Series([v]).str.match(stamp)[0])).all()
+    # pandas reads them as UTC datetimes equal to the database's
+    typed = pd.read_csv(out, parse_dates=["valid_from", "valid_to"])
+    assert str(typed["valid_from"].dtype).startswith("datetime64") and "UTC" in str(typed["valid_from"].dtype)
+    got = {(int(r.parcel_id), r.valid_from.to_pydatetime(), None if pd.isna(r.valid_to) else r.valid_to.to_pydatetime())
+           for r in typed.itertuples()}
+    assert got == {(pid, vf, vt) for pid, vf, vt in rows}
+    # GDAL (with type detection, as QGIS does) reads them as DateTime fields
+    info = pyogrio.read_info(str(out), AUTODETECT_TYPE="YES")
+    types = dict(zip(info["fields"], info["dtypes"], strict=True))
+    assert types["valid_from"].startswith("datetime64") and types["parcel_id"] == "int32"
+    gdf = pyogrio.read_dataframe(str(out), AUTODETECT_TYPE="YES", read_geometry=False)
+    first = gdf.sort_values("parcel_id").iloc[0]
+    assert pd.Timestamp(first["valid_from"]).tz_localize(None) == pd.Timestamp(rows[0][1]).tz_convert(None)
+
+
+def test_read_ahead_is_bounded_and_passes_errors_on():
+    """The reading thread stays at most a few batches ahead, stops when the writer stops, and a read
+    error is raised in the writing thread (where GDAL reports it)."""
+    import threading
+
+    import pyarrow as pa
+
+    schema = pa.schema([pa.field("n", pa.int64())])
+    produced: list[int] = []
+
+    def source(fail_at: int | None):
+        for i in range(1000):
+            if i == fail_at:
+                raise ValueError(f"read failed at batch {i}")
+            produced.append(i)
+            yield pa.record_batch([pa.array([i] * 10)], schema=schema)
+
+    counter = [0]
+    seen = []
+    with gdl._ReadAhead(pa.RecordBatchReader.from_batches(schema, source(None)), depth=2) as ahead:
+        it = ahead.batches(seen.append, counter)
+        first = next(it)
+        assert first.column("n").to_pylist() == [0] * 10 and counter == [10] and seen == [10]
+        time.sleep(0.5)  # time enough for the thread to read far ahead, were it not bounded
+        assert len(produced) <= 1 + 2 + 1  # the one taken, two queued, one waiting to be queued
+    assert len(produced) < 10  # leaving stopped the thread: the other batches were never read
+    assert not [t for t in threading.enumerate() if t.name == "gis-export-read"]
+    with gdl._ReadAhead(pa.RecordBatchReader.from_batches(schema, source(5))) as ahead:
+        got = []
+        with pytest.raises(ValueError, match="read failed at batch 5"):
+            got.extend(b.num_rows for b in ahead.batches(None, [0]))
+        assert got == [10] * 5
