@@ -676,17 +676,7 @@ def dataset(meta: LayerMetadata | RasterMetadata, base: str, publisher: Publishe
             "locn:geometry": {"@value": json.dumps(_bbox_polygon(meta.bbox)),
                               "@type": "https://www.iana.org/assignments/media-types/application/vnd.geo+json"},
         }
-    if meta.interval is not None and (meta.interval[0] or meta.interval[1]):
-        period: dict = {"@type": "dct:PeriodOfTime"}
-        if meta.interval[0]:
-            period["dcat:startDate"] = _dt(meta.interval[0])
-        if meta.interval[1]:
-            period["dcat:endDate"] = _dt(meta.interval[1])
-        ds["dct:temporal"] = period
-    if meta.created:
-        ds["dct:issued"] = _dt(meta.created)
-    if meta.updated:
-        ds["dct:modified"] = _dt(meta.updated)
+    _dcat_times(ds, meta)
     provenance = " ".join(filter(None, (c.lineage_en, lineage_summary(meta, "en"))))
     ds["dct:provenance"] = {"@type": "dct:ProvenanceStatement", "rdfs:label": provenance}
     if c.source_en or c.source_vi:
@@ -1293,17 +1283,7 @@ def raster_dataset(meta: RasterMetadata, base: str, publisher: Publisher | None 
             ds[prop] = agents
     if meta.bbox is not None:
         ds["dct:spatial"] = _spatial(meta.bbox)
-    if meta.interval is not None and (meta.interval[0] or meta.interval[1]):
-        period: dict = {"@type": "dct:PeriodOfTime"}
-        if meta.interval[0]:
-            period["dcat:startDate"] = _dt(meta.interval[0])
-        if meta.interval[1]:
-            period["dcat:endDate"] = _dt(meta.interval[1])
-        ds["dct:temporal"] = period
-    if meta.created:
-        ds["dct:issued"] = _dt(meta.created)
-    if meta.updated:
-        ds["dct:modified"] = _dt(meta.updated)
+    _dcat_times(ds, meta)
     ds["dct:provenance"] = {"@type": "dct:ProvenanceStatement", "rdfs:label": raster_lineage_summary(meta, "en")}
     lic = {"dct:license": licence} if licence else {}
     distributions = [
@@ -1360,3 +1340,18 @@ def raster_dataset(meta: RasterMetadata, base: str, publisher: Publisher | None 
         })
     ds["dcat:distribution"] = distributions
     return ds
+
+
+def _dcat_times(ds: dict, meta) -> None:
+    """The temporal extent, issue and modification dates of a dcat:Dataset (feature or raster)."""
+    if meta.interval is not None and (meta.interval[0] or meta.interval[1]):
+        period: dict = {"@type": "dct:PeriodOfTime"}
+        if meta.interval[0]:
+            period["dcat:startDate"] = _dt(meta.interval[0])
+        if meta.interval[1]:
+            period["dcat:endDate"] = _dt(meta.interval[1])
+        ds["dct:temporal"] = period
+    if meta.created:
+        ds["dct:issued"] = _dt(meta.created)
+    if meta.updated:
+        ds["dct:modified"] = _dt(meta.updated)
