@@ -96,17 +96,23 @@ def geom_md5(geoms: pd.Series) -> list[str]:
 _QUOTED = '["\\\\(),\t\n\x0b\x0c\r ]'
 
 
+def _text_array(col: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """A text column as an Arrow string array, or None when it holds values that are not text."""
+    if str(col.dtype) == "str" or isinstance(col.dtype, pd.StringDtype):
+        return pa.array(col, from_pandas=True)
+    values = col.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return None
+    return pa.array(values, type=pa.string(), from_pandas=True)
+
+
 def _row_text_field(pg_type: str, col: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
     """(text of the field in ROW(...)::text, where that text is exact), or None."""
     n = len(col)
     if pg_type == "text":
-        if str(col.dtype) == "str" or isinstance(col.dtype, pd.StringDtype):
-            arr = pa.array(col, from_pandas=True)
-        else:
-            values = col.to_numpy(dtype=object)
-            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-                return None
-            arr = pa.array(values, type=pa.string(), from_pandas=True)
+        arr = _text_array(col)
+        if arr is None:
+            return None
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         arr = arr.cast(pa.string())
@@ -192,13 +198,9 @@ def _copy_field(pg_type: str, col: pd.Series) -> tuple[pa.Array | pa.Scalar, pa.
         return _lengths(np.where(null, -1, 8)), payload
     if pg_type in ("text", "bytea"):
         if pg_type == "text":
-            if str(col.dtype) == "str" or isinstance(col.dtype, pd.StringDtype):
-                arr = pa.array(col, from_pandas=True)
-            else:
-                values = col.to_numpy(dtype=object)
-                if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-                    return None
-                arr = pa.array(values, type=pa.string(), from_pandas=True)
+            arr = _text_array(col)
+            if arr is None:
+                return None
         elif isinstance(col.dtype, pd.ArrowDtype) and pa.types.is_binary(col.dtype.pyarrow_dtype):
             arr = pa.array(col)  # Arrow-backed (normalise's EWKB): no copy
         else:
