@@ -260,7 +260,7 @@ print("not interrupted")
 """
 
 
-@pytest.mark.parametrize("fmt", ["gpkg", "parquet"])
+@pytest.mark.parametrize("fmt", ["gpkg", "parquet", "fgb"])
 def test_interrupted_export_keeps_the_old_file(loaded, tmp_path, fmt):
     old = gdl.export(loaded, "parcels", fmt, tmp_path)
     before = old.path.read_bytes()
@@ -313,7 +313,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-@pytest.mark.parametrize("fmt", ["gpkg", "parquet", "geojson"])
+@pytest.mark.parametrize("fmt", ["gpkg", "parquet", "geojson", "fgb"])
 def test_full_disk_leaves_the_old_file(loaded, tmp_path, small_disk, fmt):
     folder = small_disk or tmp_path
     old = folder / f"old{gdl.FORMATS[fmt].suffix}"
