@@ -445,8 +445,7 @@ JIT = False
 
 
 class _ReadAhead:
-    """The batches of a ``RecordBatchReader`` (or the items of any iterator), read ahead in a thread
-    while the caller writes.
+    """The batches of a ``RecordBatchReader``, read ahead in a thread while the caller writes.
 
     The database read (ADBC: libpq and the binary COPY decoder, waiting on the PostgreSQL backend) and
     the write (GDAL's Arrow writer, Parquet's encoder) both release the GIL, so in two threads they
@@ -459,11 +458,9 @@ class _ReadAhead:
         import queue
         import threading
 
-        self.schema = None
-        if hasattr(reader, "schema"):  # a RecordBatchReader (otherwise any iterable: see items())
-            import pyarrow as pa
+        import pyarrow as pa
 
-            self.schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in reader.schema])
+        self.schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in reader.schema])
         self._reader = reader
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._full = queue.Full
@@ -479,20 +476,15 @@ class _ReadAhead:
         self._thread.join()
 
     def _run(self) -> None:
+        import pyarrow as pa
+
         try:
-            if self.schema is not None:
-                import pyarrow as pa
             for batch in self._reader:
-                if self.schema is not None:
-                    batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
-                if not self._put(batch):
+                if not self._put(pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)):
                     return
             self._put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, raised there
             self._put(exc)
-        finally:
-            if self.schema is None and hasattr(self._reader, "close"):
-                self._reader.close()  # a generator: its clean-up runs in this thread, now
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -503,16 +495,11 @@ class _ReadAhead:
                 continue
         return False
 
-    def items(self) -> Iterator:
-        """What the reader yields, in order (an error in the reading thread is raised here)."""
+    def batches(self, progress: Callable[[int], None] | None, counter: list[int]) -> Iterator:
+        """The batches in order, counted in ``counter[0]`` (and reported to ``progress``)."""
         while (item := self._queue.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            yield item
-
-    def batches(self, progress: Callable[[int], None] | None, counter: list[int]) -> Iterator:
-        """The batches in order, counted in ``counter[0]`` (and reported to ``progress``)."""
-        for item in self.items():
             counter[0] += item.num_rows
             if progress:
                 progress(counter[0])
@@ -527,11 +514,9 @@ def _geometry_type(coll: gcat.Collection) -> str:
 
 
 def _write_ogr(snap: ReadSnapshot, coll: gcat.Collection, fmt: str, tmp: Path,
-               progress: Callable[[int], None] | None, options: dict | None = None) -> int:
-    """``fmt`` written by GDAL (pyogrio) from the Arrow stream; ``options`` override the layer
-    creation options of :data:`_OGR`."""
-    driver, defaults = _OGR[fmt]
-    options = defaults | (options or {})
+               progress: Callable[[int], None] | None) -> int:
+    driver, options = _OGR[fmt]
+    options = dict(options)
     reader = snap.stream(_select(coll, bbox=False, iso_text=fmt == "csv"))
     with _ReadAhead(reader) as ahead:  # reads while GDAL (imported meanwhile) loads and writes
         import pyarrow as pa
@@ -571,162 +556,6 @@ def _write_ogr(snap: ReadSnapshot, coll: gcat.Collection, fmt: str, tmp: Path,
         if raised:  # pragma: no cover - GDAL always reports a failed stream
             raise raised[0]
     return counter[0]
-
-
-# --- FlatGeobuf: features encoded by PostGIS, index and file assembled here ------------------------
-#: types PostGIS's ST_AsFlatGeobuf encodes as they are (dates and naive times go as ISO text: PostGIS
-#: 3.3 writes values for them that readers reject; numeric as float8, anything else as text)
-_FGB_KEEP = {"text", "int2", "int4", "int8", "float4", "float8", "bool", "timestamptz"}
-#: rows of the first chunk; later chunks are sized from its bytes per row to about FGB_CHUNK_BYTES
-FGB_FIRST_ROWS = 2_000
-FGB_CHUNK_BYTES = 16 << 20
-_FGB_ROW = "__gis_fgb_row"
-
-
-class _FgbFallback(Exception):
-    """The layer holds what the fast FlatGeobuf path does not encode: GDAL's writer is used instead
-    (without a spatial index when features have no geometry: a FlatGeobuf index cannot hold them)."""
-
-    def __init__(self, message: str, indexable: bool = True) -> None:
-        super().__init__(message)
-        self.indexable = indexable
-
-
-def _fgb_chunk_sql(coll: gcat.Collection, after: bool) -> sql.Composed:
-    """One chunk of the layer in id order, encoded by PostGIS, with its features' boxes (big-endian
-    float8 x 4 each), its count of missing or empty geometries and its last id."""
-    items = []
-    for name, typ in _columns(coll):
-        col = sql.Identifier(name)
-        if typ in _ISO_TEXT and typ != "timestamptz":
-            items.append(sql.SQL("{} AS {}").format(sql.SQL(_ISO_TEXT[typ]).format(c=col), col))
-        elif typ in _FGB_KEEP:
-            items.append(col)
-        else:
-            items.append(sql.SQL("{}::{} AS {}").format(col, sql.SQL(_CAST.get(typ, "text")), col))
-    items.append(sql.SQL("{} AS {}").format(sql.Identifier(coll.geometry_column), sql.Identifier(GEOMETRY)))
-    row, g, idc = sql.Identifier(_FGB_ROW), sql.Identifier(_FGB_ROW, GEOMETRY), sql.Identifier(coll.id_column)
-    where = sql.SQL("WHERE {} > %(after)s ").format(idc) if after else sql.SQL("")
-    box = sql.SQL(" || ").join(sql.SQL("float8send({}({}))").format(sql.SQL(fn), g)
-                               for fn in ("ST_XMin", "ST_YMin", "ST_XMax", "ST_YMax"))
-    # per feature, a bit mask of its NULL columns (see gis.flatgeobuf.renumber_properties)
-    mask = sql.SQL(" + ").join(
-        sql.SQL("(CASE WHEN {} IS NULL THEN {} ELSE 0 END)").format(sql.Identifier(_FGB_ROW, name),
-                                                                   sql.Literal(1 << i))
-        for i, (name, _typ) in enumerate(_columns(coll)))
-    return sql.SQL(
-        "SELECT ST_AsFlatGeobuf({row}, false, {gname}), string_agg({box}, ''::bytea), "
-        "string_agg(int8send(({mask})::int8), ''::bytea), "
-        "count(*) FILTER (WHERE {g} IS NULL OR ST_IsEmpty({g})), "
-        "(array_agg({last}))[count(*)::int], count(*) "
-        "FROM (SELECT {items} FROM {rel} {where}ORDER BY {idc} LIMIT %(rows)s) AS {row}").format(
-        row=row, gname=sql.Literal(GEOMETRY), box=box, mask=mask, g=g,
-        last=sql.Identifier(_FGB_ROW, coll.id_column), items=sql.SQL(", ").join(items),
-        rel=sql.Identifier(coll.schema, coll.relation), where=where, idc=idc)
-
-
-#: does this PostGIS number the values of a feature in the order written (skipping NULLs: 3.3)?
-_FGB_PROBE = ("SELECT ST_AsFlatGeobuf(q, false, 'geometry') FROM (SELECT NULL::int4 AS a, 1::int4 AS b, "
-              "'POINT(0 0)'::geometry AS geometry) AS q")
-
-
-def _fgb_numbers_written(conn: psycopg.Connection) -> bool:
-    from gis import flatgeobuf as fgb
-
-    buf = conn.execute(_FGB_PROBE, binary=True).fetchone()[0]
-    chunk = fgb.read_chunk(buf)
-    start = chunk.features_start + 4
-    indices = fgb.property_indices(memoryview(buf)[start:start + int(chunk.sizes[0]) - 4])
-    if indices not in ([0], [1]):
-        raise _FgbFallback(f"unexpected properties from ST_AsFlatGeobuf: {indices}")
-    return indices == [0]
-
-
-def _fgb_chunks(snap: ReadSnapshot, coll: gcat.Collection, stop) -> Iterator:
-    """(flatgeobuf bytes, boxes) of the layer's chunks, read in the export's snapshot."""
-    import numpy as np
-
-    from gis.db import connect
-
-    conn = connect(snap.dsn)
-    try:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snap.snapshot_id)))
-        conn.execute("SET LOCAL TimeZone = 'UTC'")
-        if not JIT:
-            conn.execute("SET LOCAL jit = off")
-        if len(_columns(coll)) > 63:
-            raise _FgbFallback("more than 63 columns")
-        first, more = _fgb_chunk_sql(coll, after=False), _fgb_chunk_sql(coll, after=True)
-        rows, last = FGB_FIRST_ROWS, None
-        try:
-            numbered_as_written = _fgb_numbers_written(conn)
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as exc:  # no ST_AsFlatGeobuf (PostGIS < 3.2)
-            raise _FgbFallback(str(exc).splitlines()[0]) from None
-        while not stop.is_set():
-            query = first if last is None else more
-            try:
-                buf, boxes, masks, bad, last, n = conn.execute(query, {"rows": rows, "after": last},
-                                                               binary=True).fetchone()
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:  # e.g. "mixed geometry type is not supported"
-                raise _FgbFallback(str(exc).splitlines()[0]) from None
-            if not n:
-                return
-            if bad:
-                raise _FgbFallback(f"{bad} features without geometry", indexable=False)
-            nulls = np.frombuffer(masks, dtype=">i8").astype(np.int64) if numbered_as_written else None
-            yield buf, np.frombuffer(boxes, dtype=">f8").reshape(-1, 4), nulls
-            if n < rows:
-                return
-            rows = int(min(max(rows * FGB_CHUNK_BYTES / max(len(buf), 1), 100), 200_000))
-    finally:
-        conn.close()
-
-
-def _write_fgb(snap: ReadSnapshot, coll: gcat.Collection, tmp: Path,
-               progress: Callable[[int], None] | None) -> int:
-    """FlatGeobuf with its spatial index: PostGIS encodes the features chunk by chunk (in a reading
-    thread, while this one files the previous chunk), :mod:`gis.flatgeobuf` sorts them along the
-    Hilbert curve and writes the index and the file. Falls back to GDAL's writer for what PostGIS's
-    encoder does not take (missing or empty geometries, mixed geometry types): same file contents."""
-    import threading
-
-    from gis import flatgeobuf as fgb
-
-    if _geometry_type(coll) in ("Unknown", "GeometryCollection"):
-        return _write_ogr(snap, coll, "fgb", tmp, progress)
-    stop = threading.Event()
-    asm = fgb.Assembler(tmp)
-    try:
-        with _ReadAhead(_fgb_chunks(snap, coll, stop)) as ahead:
-            for buf, boxes, nulls in ahead.items():
-                asm.add(buf, boxes, nulls)
-                if progress:
-                    progress(asm.count)
-            stop.set()
-        if asm.count == 0:
-            asm.close()
-            return _write_ogr(snap, coll, "fgb", tmp, progress)
-        datetime_cols = {n: fgb.COLUMN_TYPES["DateTime"] for n, t in _columns(coll)
-                         if t in _ISO_TEXT and t != "timestamptz"}
-        return asm.write(name=coll.id.replace("-", "_"), srid=coll.srid,
-                         title=f"{coll.title_en} / {coll.title_vi}", description=coll.description_en or "",
-                         column_types=datetime_cols)
-    except (_FgbFallback, fgb.FormatError) as exc:
-        asm.close()
-        asm.side.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-        indexed = getattr(exc, "indexable", True)
-        return _write_ogr(snap, coll, "fgb", tmp, progress, options={} if indexed else {"SPATIAL_INDEX": "NO"})
-    finally:
-        stop.set()
-        asm.close()
-        asm.side.unlink(missing_ok=True)
 
 
 def _write_parquet(snap: ReadSnapshot, coll: gcat.Collection, tmp: Path,
@@ -862,8 +691,6 @@ def _build(snap: ReadSnapshot, coll: gcat.Collection, fmt: str, tmp: Path, dsn: 
     """Write ``coll`` in format ``fmt`` to ``tmp`` (not renamed); the number of features written."""
     if fmt == "parquet":
         return _write_parquet(snap, coll, tmp, progress)
-    if fmt == "fgb":
-        return _write_fgb(snap, coll, tmp, progress)
     if fmt in _OGR:
         return _write_ogr(snap, coll, fmt, tmp, progress)
     if fmt in TILE_FORMATS:
