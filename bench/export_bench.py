@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     conninfo, pwenv = ogr_conninfo(dsn)
     gis = str(ROOT / ".venv" / "bin" / "gis")
     select = f"SELECT {', '.join(COLUMNS)} FROM cadastral.parcels_current ORDER BY parcel_id"
-    results: dict = {"n": n, "started": stamp, "versions": versions(cluster_dsn), "runs": []}
+    results: dict = {"n": n, "started": stamp, "versions": versions(cluster_dsn, db_name(n)), "runs": []}
     for rnd in range(1, args.repeat + 1):
         for fmt in args.formats.split(","):
             driver, suffix = FORMATS[fmt]

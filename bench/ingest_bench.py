@@ -330,7 +330,7 @@ def verify(gis_dsn: str, ogr_dsn: str | None, n: int, samples: int = 2000) -> di
 
 
 # --- reporting ---------------------------------------------------------------------------------------
-def versions(cluster_dsn: str) -> dict:
+def versions(cluster_dsn: str, database: str = GIS_DB) -> dict:
     import pyogrio
     import pyproj
     import shapely
@@ -345,7 +345,7 @@ def versions(cluster_dsn: str) -> dict:
         v["ogr2ogr"] = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout.strip()
     except FileNotFoundError:
         v["ogr2ogr"] = None
-    with psycopg.connect(with_db(cluster_dsn, GIS_DB)) as conn:
+    with psycopg.connect(with_db(cluster_dsn, database)) as conn:
         v["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
         v["postgis"] = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
         v["pg_settings"] = dict(conn.execute(
