@@ -10,11 +10,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from gis.errors import DatabaseUnavailable, GisError
-from gis.settings import Settings
+
+if TYPE_CHECKING:  # only annotations: importing gis.db does not load the settings (pydantic, ~70 ms)
+    from gis.settings import Settings
 
 MIGRATION_LOCK = 727_000_001  # pg_advisory_lock key serialising migrations
 

@@ -940,6 +940,8 @@ def _apply_scale(st: dict[str, np.ndarray], scale: float, offset: float) -> dict
 
 #: Cells (bounding boxes) per job: large zones are spread over several jobs (workers).
 JOB_CELLS = 4 * 1024 * 1024
+#: jobs per worker taken at a time and shared out in lanes of neighbours (see _Runner.map)
+GROUP_WINDOW = 8
 
 
 def _split(geoms: np.ndarray, grid: Grid, batch_size: int) -> list[slice]:
@@ -961,10 +963,6 @@ def _split(geoms: np.ndarray, grid: Grid, batch_size: int) -> list[slice]:
 def _reset_child() -> None:
     """In a forked worker: forget the parent's open datasets (each process opens its own)."""
     _Reader._cache = {}
-
-
-def _worker_batch(args):
-    return _compute_batch(*args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1015,17 +1013,61 @@ class _Runner:
             )
 
     def map(self, jobs: Iterator[tuple]) -> Iterator[dict[str, np.ndarray]]:
+        """The results of the jobs, in order.
+
+        With a pool, the jobs are taken GROUP_WINDOW per worker at a time; each window is cut into
+        one lane of consecutive jobs per worker, and a worker that finishes a job is given the next
+        one of its lane (only it is idle then), or, its lane done, the last job of the longest lane
+        left. The zones come in spatial order, so a worker decompresses the raster blocks of its
+        own part of the map, instead of every block near a job boundary being decompressed by both
+        (jobs handed out one by one alternate between workers), and the lanes end together.
+        """
         if self.pool is None:
             for job in jobs:
                 yield _compute_batch(*job)
             return
-        pending: list[Future] = []
-        for job in jobs:
-            pending.append(self.pool.submit(_worker_batch, job))
-            while len(pending) >= 2 * self.workers:
-                yield pending.pop(0).result()
-        while pending:
-            yield pending.pop(0).result()
+        import itertools
+
+        it = iter(jobs)
+        while window := list(itertools.islice(it, GROUP_WINDOW * self.workers)):
+            yield from self._run_window(window)
+
+    def _run_window(self, window: list[tuple]) -> Iterator[dict[str, np.ndarray]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        assert self.pool is not None
+        n = len(window)
+        k = min(self.workers, n)
+        lanes = [[n * i // k, n * (i + 1) // k] for i in range(k)]  # [next, end) of each lane
+        results: list[dict | None] = [None] * n
+        running: dict[Future, tuple[int, int]] = {}
+
+        def give(lane: int) -> None:
+            lo, hi = lanes[lane]
+            if lo < hi:
+                lanes[lane][0] += 1
+                i = lo
+            else:  # this lane is done: take the last job of the longest lane left
+                other = max(range(k), key=lambda j: lanes[j][1] - lanes[j][0])
+                if lanes[other][1] <= lanes[other][0]:
+                    return
+                lanes[other][1] -= 1
+                i = lanes[other][1]
+            running[self.pool.submit(_compute_batch, *window[i])] = (lane, i)
+
+        for lane in range(k):
+            give(lane)
+        done_upto = 0
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                lane, i = running.pop(fut)
+                results[i] = fut.result()
+                give(lane)
+            while done_upto < n and results[done_upto] is not None:
+                yield results[done_upto]
+                results[done_upto] = None
+                done_upto += 1
 
     def close(self) -> None:
         if self.pool is not None:

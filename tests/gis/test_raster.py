@@ -129,10 +129,14 @@ def test_zonal_equals_exactextract(random_raster):
 
 def test_zonal_workers_agree(random_raster):
     zones = _zones(n_small=2000, seed=3)
-    one = compute_zonal(random_raster, zones, workers=1, batch_size=300)
-    two = compute_zonal(random_raster, zones, workers=2, batch_size=300)
-    np.testing.assert_allclose(one["sum"], two["sum"], rtol=1e-12)
-    np.testing.assert_allclose(one["p50"], two["p50"], rtol=1e-12, equal_nan=True)
+    # 7 jobs in one window; 40 jobs in several windows (lanes of 2 and 3 workers, with stealing)
+    ones = {b: compute_zonal(random_raster, zones, workers=1, batch_size=b) for b in (300, 50)}
+    for workers, batch_size in ((2, 300), (2, 50), (3, 50)):
+        one = ones[batch_size]
+        many = compute_zonal(random_raster, zones, workers=workers, batch_size=batch_size)
+        assert many["zone"].tolist() == one["zone"].tolist()
+        np.testing.assert_allclose(one["sum"], many["sum"], rtol=1e-12)
+        np.testing.assert_allclose(one["p50"], many["p50"], rtol=1e-12, equal_nan=True)
 
 
 def test_weighted_stats_big_group_path_equals_sort_path():
