@@ -342,3 +342,48 @@ def temporal_extent(conn: psycopg.Connection, coll: Collection) -> tuple[str | N
     if row is None or row[0] is None:
         return None
     return tuple(v.isoformat() if v is not None else None for v in row)
+
+
+@dataclass(frozen=True)
+class BaseTable:
+    """A table a published relation reads from (itself, or what its view reads, recursively)."""
+
+    schema: str
+    name: str
+    kind: str  # pg_class.relkind: r (table), p (partitioned), m (materialised view), f (foreign)
+    filenode: int
+    tile_tracked: bool  # has the tile cache's change-log triggers (migration 0007)
+    writes: int  # rows inserted + updated + deleted since the statistics were reset
+
+
+_BASE_TABLES_SQL = """
+WITH RECURSIVE deps(oid) AS (
+    SELECT to_regclass(%(rel)s)::oid
+    UNION
+    SELECT d.refobjid
+    FROM deps
+    JOIN pg_rewrite r ON r.ev_class = deps.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> deps.oid
+)
+SELECT n.nspname, c.relname, c.relkind, c.relfilenode,
+       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tile_changes_ins'),
+       coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)
+FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relkind IN ('r', 'p', 'm', 'f')
+ORDER BY 1, 2
+"""
+
+
+def base_tables(conn: psycopg.Connection, schema: str, relation: str) -> list[BaseTable]:
+    """The tables ``schema.relation`` reads from: itself if it is a table, else (views) the tables
+    of its definition, followed through views of views. Empty when the relation does not exist.
+
+    Used to tell when a layer's data changed (downloads) and which tile caches a write touches.
+    """
+    from psycopg import sql
+
+    rel = sql.Identifier(schema, relation).as_string(conn)
+    return [BaseTable(*row) for row in conn.execute(_BASE_TABLES_SQL, {"rel": rel}).fetchall()]
+

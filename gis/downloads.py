@@ -337,25 +337,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-_DEPS_SQL = """
-WITH RECURSIVE deps(oid) AS (
-    SELECT to_regclass(%(rel)s)::oid
-    UNION
-    SELECT d.refobjid
-    FROM deps
-    JOIN pg_rewrite r ON r.ev_class = deps.oid
-    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-     AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> deps.oid
-)
-SELECT n.nspname, c.relname, c.relfilenode,
-       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tile_changes_ins'),
-       coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)
-FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.relkind IN ('r', 'p', 'm', 'f')
-ORDER BY 1, 2
-"""
-
 _CHANGES_SQL = """
 SELECT count(*), coalesce(max(change_id), 0) FROM gis_meta.tile_changes
 WHERE table_schema = %s AND table_name = %s
@@ -387,13 +368,12 @@ def data_version(conn: psycopg.Connection, coll: gcat.Collection) -> str:
     entry = conn.execute("SELECT md5(c::text) FROM gis_meta.collections c WHERE c.id = %s",
                          (coll.id,)).fetchone()
     parts: list = [EXPORTER_VERSION, entry[0] if entry else None, coll.field_names]
-    rel = sql.Identifier(coll.schema, coll.relation).as_string(conn)
-    for schema, name, filenode, tracked, writes in conn.execute(_DEPS_SQL, {"rel": rel}).fetchall():
-        if tracked:
-            count, last = conn.execute(_CHANGES_SQL, (schema, name)).fetchone()
-            parts.append([schema, name, "log", count, last])
+    for t in gcat.base_tables(conn, coll.schema, coll.relation):
+        if t.tile_tracked:
+            count, last = conn.execute(_CHANGES_SQL, (t.schema, t.name)).fetchone()
+            parts.append([t.schema, t.name, "log", count, last])
         else:
-            parts.append([schema, name, "stat", filenode, writes])
+            parts.append([t.schema, t.name, "stat", t.filenode, t.writes])
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
@@ -936,10 +916,7 @@ def collections_reading(conn: psycopg.Connection, tables: list[str]) -> list[str
     rows = conn.execute("SELECT id, relation_schema, relation_name FROM gis_meta.collections WHERE public "
                         "ORDER BY sort_order, id").fetchall()
     for cid, schema, relation in rows:
-        rel = sql.Identifier(schema, relation).as_string(conn)
-        if conn.execute("SELECT to_regclass(%s) IS NULL", (rel,)).fetchone()[0]:
-            continue
-        deps = {(r[0], r[1]) for r in conn.execute(_DEPS_SQL, {"rel": rel}).fetchall()}
+        deps = {(t.schema, t.name) for t in gcat.base_tables(conn, schema, relation)}
         if deps & wanted:
             out.append(cid)
     return out

@@ -99,24 +99,6 @@ class RasterItem:
 
 _TILES_SQL = "SELECT id, tiles FROM gis_meta.collections"
 
-_DEPS_SQL = """
-WITH RECURSIVE deps(oid) AS (
-    SELECT to_regclass(%(rel)s)::oid
-    UNION
-    SELECT d.refobjid
-    FROM deps
-    JOIN pg_rewrite r ON r.ev_class = deps.oid
-    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-     AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> deps.oid
-)
-SELECT n.nspname, c.relname, c.relkind,
-       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tile_changes_ins')
-FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm', 'f')
-ORDER BY 1, 2
-"""
-
-
 def _fingerprint(*parts) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
@@ -139,9 +121,9 @@ def load_vector_layers(conn: psycopg.Connection, catalog: dict[str, gcat.Collect
             fields = tuple((name, 0) for name in public)
         else:  # public fields only, in the relation's order
             fields = tuple((name, int(declared[name])) for name in public if name in declared)
-        rows = conn.execute(_DEPS_SQL, {"rel": f'"{coll.schema}"."{coll.relation}"'}).fetchall()
-        tables = tuple((r[0], r[1]) for r in rows)
-        tracked = bool(rows) and all(r[2] in ("r", "p") and r[3] for r in rows)
+        base = gcat.base_tables(conn, coll.schema, coll.relation)
+        tables = tuple((t.schema, t.name) for t in base)
+        tracked = bool(base) and all(t.kind in ("r", "p") and t.tile_tracked for t in base)
         out[cid] = VectorLayer(
             collection=coll,
             fields=fields,
