@@ -618,7 +618,7 @@ def _disk_error(exc: BaseException, tmp: Path) -> bool:
         return True
     try:
         st = os.statvfs(tmp.parent)
-        if st.f_bavail * st.f_frsize < (1 << 20):
+        if st.f_blocks and st.f_bavail * st.f_frsize < (1 << 20):  # (pseudo file systems have no blocks)
             return True
         import resource
 
