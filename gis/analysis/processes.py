@@ -247,6 +247,30 @@ def p_median(dsn, *, k, worldpop, zones, candidates, candidate_categories, exist
     return out
 
 
+# --- raster -------------------------------------------------------------------------------------
+def zonal_statistics(dsn, *, raster, zones, bands, percentiles, aoi, progress=None, client=None):
+    """:func:`gis.raster.zonal.compute_zonal` of ``raster`` over a zone layer, with the zones' keys,
+    attributes and geometry. One worker process: a job runs in a thread of the API server, which must
+    not fork."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from gis.raster.zonal import compute_zonal
+
+    steps = Steps(progress, 2)
+    z = _zones(dsn, zones, aoi)
+    steps.next()
+    stats = compute_zonal(raster, z, bands=list(bands), percentiles=tuple(percentiles), workers=1)
+    keys = z.reset_index()
+    rows = keys.iloc[stats["zone"].to_numpy()].reset_index(drop=True)
+    geom = rows.geometry.name
+    out = gpd.GeoDataFrame(pd.concat([rows.drop(columns=geom), stats.drop(columns="zone")], axis=1),
+                           geometry=rows[geom].values, crs=z.crs)
+    out.attrs["summary"] = {"zones": int(len(z)), "bands": list(bands), "sum_of_sums": float(stats["sum"].sum())}
+    steps.next()
+    return out
+
+
 # --- checks before a job is queued ----------------------------------------------------------------
 #: analyses that need at least one facility (``categories``), and whether they look for them in
 #: the area of interest itself (True) or in it widened by about 2 km (False), as their runners do

@@ -356,10 +356,27 @@ ANALYSES: tuple[Analysis, ...] = (
                     exclusive_minimum=True, maximum=600, unit="min"),
               DIRECTED, MAX_SNAP, AOI),
              "the chosen sites; attrs.summary: before/after", ("logistics", "location"), long=True),
+    # --- raster -------------------------------------------------------------------------------------
+    Analysis("raster.zonal", "Zonal statistics of a raster", "Thống kê vùng của ảnh raster",
+             "Statistics of a raster's cells per ward, district, parcel or plan lot, each cell weighted "
+             "by the share of it inside the zone (exact coverage): count, sum, mean, min, max, std, "
+             "percentiles and the fraction of the zone covered by valid cells; one row per zone and band.",
+             "gis.analysis.processes:zonal_statistics",
+             (Param("raster", "string", "The raster (GeoTIFF, COG, any CRS); over the API, "
+                    "raster:<collection> (its latest item) or raster:<collection>/<item> names one of the "
+                    "catalog, e.g. raster:worldpop.", required=True, format="path"),
+              Param("zones", "string", "Zone layer the statistics are given per.", default="wards_2025",
+                    enum=("wards_2025", "wards_2019", "districts", "parcels", "lots"), format="layer"),
+              Param("bands", "array", "Bands of the raster (1 = the first).", default=(1,), items="integer",
+                    minimum=1),
+              Param("percentiles", "array", "Percentiles, coverage-weighted.", default=(10.0, 50.0, 90.0),
+                    minimum=0, maximum=100),
+              AOI),
+             "one row per (zone, band): count, sum, mean, min, max, std, p<N>, frac", ("raster", "zonal statistics")),
 )
 
 REGISTRY: dict[str, Analysis] = {a.id: a for a in ANALYSES}
-GROUPS = ("planning", "health", "logistics")
+GROUPS = ("planning", "health", "logistics", "raster")
 
 
 def get_analysis(analysis_id: str) -> Analysis:

@@ -358,6 +358,42 @@ def test_a_raster_of_the_catalog_is_an_input(pc, aoi):
     assert r.status_code == 400 and "raster collection 'none'" in r.json()["description"]
 
 
+def test_zonal_statistics_of_a_catalog_raster_per_ward(pc, aoi):
+    """raster.zonal over the API: WorldPop from the raster store summed per ward, the same numbers
+    as the library on the file, each row with its ward's code and geometry."""
+    from gis.raster.store import RasterStore
+    from gis.raster.zonal import compute_zonal
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    opts = RasterIngestOptions(collection="worldpop", sensor="worldpop", datetime="2020")
+    dsn = pc.app.state.gis.dsn
+    res = run_raster_ingest(dsn, [SHARED / WORLDPOP], opts, store=RasterStore(pc.data_dir / "rasters"))
+    assert res.outcome in ("loaded", "unchanged")
+    r = pc.post("/processes/raster.zonal/execution",
+                json={"inputs": {"raster": "raster:worldpop", "aoi": aoi, "percentiles": [50]}})
+    assert r.status_code == 200, r.text
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection" and fc["features"]
+    props = [f["properties"] for f in fc["features"]]
+    assert {"code", "name", "band", "count", "sum", "mean", "p50", "frac"} <= set(props[0])
+    assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in fc["features"])
+    from gis.analysis.layers import load_layer
+
+    wards = load_layer(dsn, "wards_2025", aoi=aoi)
+    ref = compute_zonal(SHARED / WORLDPOP, wards, percentiles=(50,), workers=1)
+    got = {p["code"]: p["sum"] for p in props}
+    want = dict(zip(wards["code"].iloc[ref["zone"]], ref["sum"], strict=True))
+    assert got.keys() == want.keys()
+    for code, v in want.items():
+        assert got[code] == pytest.approx(v, rel=1e-9), code
+    # bad input names the input
+    r = pc.post("/processes/raster.zonal/execution", json={"inputs": {"raster": "raster:none"}})
+    assert r.status_code == 400 and "raster collection 'none'" in r.json()["description"]
+    r = pc.post("/processes/raster.zonal/execution",
+                json={"inputs": {"raster": "raster:worldpop", "percentiles": [150]}})
+    assert r.status_code == 400 and "percentiles" in r.json()["description"]
+
+
 def test_a_failing_job_keeps_the_reason_and_writes_nothing(pc, pdb, aoi):
     before = pdb.execute("SELECT count(*) FROM gis_meta.collections").fetchone()[0]
     # the 2019 wards are not loaded: the input is valid, the run fails

@@ -156,7 +156,7 @@ def test_cli_bad_input_is_a_clear_error(real_db, tmp_path, args, fragment):
 
 
 def test_registry_declarations():
-    assert {a.group for a in registry.ANALYSES} == {"planning", "health", "logistics"}
+    assert {a.group for a in registry.ANALYSES} == set(registry.GROUPS) == {"planning", "health", "logistics", "raster"}
     d = registry.get_analysis("health.access").describe()
     assert d["inputs"]["minutes"]["schema"]["items"]["exclusiveMinimum"] == 0
     assert d["inputs"]["worldpop"]["minOccurs"] == 1
