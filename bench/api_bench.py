@@ -1191,6 +1191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None,
                     help="only recompute the table and goals of an earlier results JSON")
     args = ap.parse_args(argv)
+    if args.report is None and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (the load generator of this benchmark).")
     if args.report:
         return report(args.report)
     global PATCHED_API

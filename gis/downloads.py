@@ -652,8 +652,8 @@ def _atomic(out: Path, what: str):
             raise GisError(f"The disk is full (or the file size limit was reached) while writing {what} to "
                            f"{out.parent}: the previous file, if any, is unchanged. Free some space and run "
                            "the export again.", code="DiskFull") from None
-        raise GisError(f"Writing {what} failed: {_first_line(exc)}. The previous file, if any, is "
-                       "unchanged.") from None
+        reason = _first_line(exc).replace(str(tmp), str(out)).replace(tmp.name, out.name)  # not our temp name
+        raise GisError(f"Writing {what} failed: {reason}. The previous file, if any, is unchanged.") from None
     finally:
         for p in (tmp, *side, *out.parent.glob(f"{tmp.name}*")):
             try:
