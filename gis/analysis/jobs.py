@@ -462,7 +462,10 @@ def _raster_input(name: str, raw: str, dsn: str, raster_root: Path) -> str:
 
     ref = raw[len(RASTER_PREFIX):].strip()
     if "/" in ref:
-        item = get_item(dsn, ref)  # NotFoundError / InputError name the item
+        try:
+            item = get_item(dsn, ref)
+        except NotFoundError as exc:  # an input that names nothing is a bad input (400), not a 404
+            raise InputError(f"Input {name}: {exc.message}") from None
     else:
         items = list_items(dsn, ref)
         if not items:

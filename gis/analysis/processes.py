@@ -7,6 +7,8 @@ returns the (Geo)DataFrame of the library function, metadata in ``attrs``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from gis.analysis import health as _health
 from gis.analysis import logistics as _logistics
 from gis.analysis import planning as _planning
@@ -252,21 +254,70 @@ def zonal_statistics(dsn, *, raster, zones, bands, percentiles, aoi, progress=No
     """:func:`gis.raster.zonal.compute_zonal` of ``raster`` over a zone layer, with the zones' keys,
     attributes and geometry. One worker process: a job runs in a thread of the API server, which must
     not fork."""
-    import geopandas as gpd
-    import pandas as pd
-
     from gis.raster.zonal import compute_zonal
 
     steps = Steps(progress, 2)
     z = _zones(dsn, zones, aoi)
     steps.next()
     stats = compute_zonal(raster, z, bands=list(bands), percentiles=tuple(percentiles), workers=1)
+    out = _with_zones(z, stats)
+    out.attrs["summary"] = {"zones": int(len(z)), "bands": list(bands), "sum_of_sums": float(stats["sum"].sum())}
+    steps.next()
+    return out
+
+
+def _with_zones(z, stats):
+    """The zonal ``stats`` rows (column ``zone``: position in ``z``) with the zones' keys, attributes
+    and geometry."""
+    import geopandas as gpd
+    import pandas as pd
+
     keys = z.reset_index()
     rows = keys.iloc[stats["zone"].to_numpy()].reset_index(drop=True)
     geom = rows.geometry.name
-    out = gpd.GeoDataFrame(pd.concat([rows.drop(columns=geom), stats.drop(columns="zone")], axis=1),
-                           geometry=rows[geom].values, crs=z.crs)
-    out.attrs["summary"] = {"zones": int(len(z)), "bands": list(bands), "sum_of_sums": float(stats["sum"].sum())}
+    return gpd.GeoDataFrame(pd.concat([rows.drop(columns=geom), stats.drop(columns="zone")], axis=1),
+                            geometry=rows[geom].values, crs=z.crs)
+
+
+def change(dsn, *, earlier, later, method, band, zones, aoi, progress=None, client=None):
+    """Change between two rasters of one grid, summed per zone: the new built-up area (m2) between
+    two multispectral scenes, or the change of one band (e.g. people, WorldPop 2020 - 2000)."""
+    import math
+    import tempfile
+    from pathlib import Path
+
+    from gis.raster import change as ch
+    from gis.raster.zonal import compute_zonal, open_grid
+
+    steps = Steps(progress, 3)
+    z = _zones(dsn, zones, aoi)
+    da = ch.built_up_change(earlier, later) if method == "built-up" else ch.difference(earlier, later, band=band)
+    with tempfile.TemporaryDirectory(prefix="gis-change-") as tmp:
+        path = ch.write_change(da, Path(tmp) / "change.tif")
+        steps.next()
+        built = method == "built-up"
+        stats = compute_zonal(path, z, bands=[ch.built_up_area_band()] if built else [1], percentiles=(),
+                              workers=1)
+        grid = open_grid(path)
+    steps.next()
+    out = _with_zones(z, stats)
+    if built:
+        from pyproj import CRS
+
+        crs = CRS.from_wkt(grid.crs_wkt)
+        cell = abs(grid.transform[0] * grid.transform[4])
+        if crs.is_geographic:  # degrees: the cell's area at each zone's latitude
+            lat = np.radians(out.geometry.representative_point().y.to_numpy())
+            m2 = cell * 111_320.0 ** 2 * np.cos(lat)
+        else:
+            m2 = np.full(len(out), cell * ch._unit_m(crs) ** 2)
+        out["new_built_up_m2"] = out["sum"].to_numpy() * m2
+        out["new_built_up_share"] = [v / a if a else math.nan for v, a in
+                                     zip(out["new_built_up_m2"], out.to_crs(6933).area, strict=True)]
+    else:
+        out = out.rename(columns={"sum": "change", "mean": "mean_change_per_cell"})
+    out.attrs["summary"] = ({"new_built_up_m2": float(out["new_built_up_m2"].sum())} if built
+                            else {"change": float(out["change"].sum())})
     steps.next()
     return out
 

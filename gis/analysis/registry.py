@@ -373,6 +373,22 @@ ANALYSES: tuple[Analysis, ...] = (
                     minimum=0, maximum=100),
               AOI),
              "one row per (zone, band): count, sum, mean, min, max, std, p<N>, frac", ("raster", "zonal statistics")),
+    Analysis("raster.change", "Change between two dates, per zone", "Biến động giữa hai thời điểm theo vùng",
+             "Between two rasters of one grid: the new built-up area (built-up masks of two multispectral "
+             "scenes, NDBI/NDVI rule) or the change of one band (later - earlier, e.g. people between two "
+             "WorldPop editions), summed per ward, district, parcel or plan lot with exact cell coverage.",
+             "gis.analysis.processes:change",
+             (Param("earlier", "string", "The earlier raster; over the API raster:<collection>/<item>.",
+                    required=True, format="path"),
+              Param("later", "string", "The later raster, on the same grid.", required=True, format="path"),
+              Param("method", "string", "built-up (new built-up area) or difference (later - earlier).",
+                    default="built-up", enum=("built-up", "difference")),
+              Param("band", "integer", "Band of a difference.", default=1, minimum=1),
+              Param("zones", "string", "Zone layer the change is summed per.", default="wards_2025",
+                    enum=("wards_2025", "wards_2019", "districts", "parcels", "lots"), format="layer"),
+              AOI),
+             "one row per zone: new_built_up_m2 and its share of the zone (built-up), or change (difference)",
+             ("raster", "change detection"), long=True),
 )
 
 REGISTRY: dict[str, Analysis] = {a.id: a for a in ANALYSES}

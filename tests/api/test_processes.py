@@ -394,6 +394,43 @@ def test_zonal_statistics_of_a_catalog_raster_per_ward(pc, aoi):
     assert r.status_code == 400 and "percentiles" in r.json()["description"]
 
 
+def test_new_built_up_area_between_two_scenes_per_ward(pc, pdb, aoi, sample_files, tmp_path):
+    """raster.change over the API: the new built-up area per ward between the sample's two
+    Sentinel-2-like scenes of the raster store, equal to the CLI's path (the change COG, then
+    zonal_to_postgis) times the cell area."""
+    import rasterio
+
+    from gis.raster import change as ch
+    from gis.raster.catalog import list_items
+    from gis.raster.store import RasterStore
+    from gis.raster.zonal import zonal_to_postgis
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    dsn = pc.app.state.gis.dsn
+    root = pc.data_dir / "rasters"
+    scenes = [sample_files / "hcmc-s2-2019-01-15.tif", sample_files / "hcmc-s2-2024-01-20.tif"]
+    opts = RasterIngestOptions(collection="s2-change", sensor="sentinel2")
+    assert run_raster_ingest(dsn, scenes, opts, store=RasterStore(root)).outcome in ("loaded", "unchanged")
+    a, b = list_items(dsn, "s2-change")[0], list_items(dsn, "s2-change")[-1]
+    job = _run_async(pc, "raster.change", {"earlier": f"raster:{a.ref}", "later": f"raster:{b.ref}", "aoi": aoi})
+    assert job["status"] == "successful", job
+    fc = pc.get(f"/jobs/{job['jobID']}/results").json()
+    got = {f["properties"]["code"]: f["properties"]["new_built_up_m2"] for f in fc["features"]}
+    assert got and sum(got.values()) > 0
+    tif = ch.write_change(ch.built_up_change(a.path(root), b.path(root), bands_meta_a=a.bands,
+                                             bands_meta_b=b.bands), tmp_path / "change.tif")
+    zonal_to_postgis(dsn, tif, "wards-2025", "test_change", bands=[ch.built_up_area_band()], percentiles=())
+    with rasterio.open(tif) as ds:
+        cell = abs(ds.transform.a * ds.transform.e)
+    want = dict(pdb.execute("SELECT w.code, z.sum FROM stats.zonal_test_change z "
+                            "JOIN admin.wards_2025 w USING (unit_id)").fetchall())
+    for code, m2 in got.items():
+        assert m2 == pytest.approx(want[code] * cell, rel=1e-6, abs=1e-6), code
+    r = pc.post("/processes/raster.change/execution",
+                json={"inputs": {"earlier": f"raster:{a.ref}", "later": "raster:s2-change/nope"}})
+    assert r.status_code == 400 and "nope" in r.json()["description"]
+
+
 def test_a_failing_job_keeps_the_reason_and_writes_nothing(pc, pdb, aoi):
     before = pdb.execute("SELECT count(*) FROM gis_meta.collections").fetchone()[0]
     # the 2019 wards are not loaded: the input is valid, the run fails
