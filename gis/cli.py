@@ -703,8 +703,8 @@ def _build_stats_commands() -> None:
     helps = {"planning": "Planning and land: land use, compliance, density, capacity, population.",
              "health": "Health access: nearest hospital, population within reach, 2SFCA, underserved wards.",
              "logistics": "Logistics and transport: travel-time matrices, service areas, OD flows, p-median.",
-             "raster": "Rasters: zonal statistics and change between two dates, per ward, district, parcel "
-                       "or plan lot."}
+             "raster": "Rasters: zonal statistics, spectral indices and change between two dates, per ward, "
+                       "district, parcel or plan lot."}
     for group in GROUPS:
         sub = typer.Typer(help=helps[group], no_args_is_help=True)
         stats_app.add_typer(sub, name=group)

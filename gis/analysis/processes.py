@@ -279,6 +279,31 @@ def _with_zones(z, stats):
                             geometry=rows[geom].values, crs=z.crs)
 
 
+def indices(dsn, *, raster, indices, zones, percentiles, aoi, progress=None, client=None):
+    """Spectral indices of a multispectral scene (:mod:`gis.raster.indices`) summarised per zone:
+    one row per zone and index (``band_name``), coverage-weighted."""
+    import tempfile
+    from pathlib import Path
+
+    from gis.raster.indices import open_raster, spectral_indices, write_dataset
+    from gis.raster.zonal import compute_zonal
+
+    steps = Steps(progress, 3)
+    z = _zones(dsn, zones, aoi)
+    ds = spectral_indices(open_raster(raster, 1024), indices=tuple(indices))
+    with tempfile.TemporaryDirectory(prefix="gis-indices-") as tmp:
+        path = write_dataset(ds, Path(tmp) / "indices.tif")
+        steps.next()
+        stats = compute_zonal(path, z, bands=list(range(1, len(ds.data_vars) + 1)),
+                              percentiles=tuple(percentiles), workers=1)
+    steps.next()
+    out = _with_zones(z, stats)
+    out = out.rename(columns={"band_name": "index"})
+    out.attrs["summary"] = {"zones": int(len(z)), "indices": list(ds.data_vars)}
+    steps.next()
+    return out
+
+
 def change(dsn, *, earlier, later, method, band, zones, aoi, progress=None, client=None):
     """Change between two rasters of one grid, summed per zone: the new built-up area (m2) between
     two multispectral scenes, or the change of one band (e.g. people, WorldPop 2020 - 2000)."""

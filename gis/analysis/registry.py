@@ -373,6 +373,23 @@ ANALYSES: tuple[Analysis, ...] = (
                     minimum=0, maximum=100),
               AOI),
              "one row per (zone, band): count, sum, mean, min, max, std, p<N>, frac", ("raster", "zonal statistics")),
+    Analysis("raster.indices", "Spectral indices per zone", "Chỉ số phổ theo vùng",
+             "NDVI, NDBI, NDWI and the built-up mask of a multispectral scene (red, NIR, SWIR, green bands "
+             "found by name), summarised per ward, district, parcel or plan lot with exact cell coverage: "
+             "mean, min, max, std and percentiles of each index (the built-up mask's mean is the built-up "
+             "share of the zone).",
+             "gis.analysis.processes:indices",
+             (Param("raster", "string", "The scene; over the API raster:<collection>/<item> (e.g. a "
+                    "Sentinel-2 scene ingested with --sensor sentinel2).", required=True, format="path"),
+              Param("indices", "array", "Indices to compute.", default=("ndvi", "ndbi", "ndwi", "built_up"),
+                    items="string", enum=("ndvi", "ndbi", "ndwi", "built_up")),
+              Param("zones", "string", "Zone layer.", default="wards_2025",
+                    enum=("wards_2025", "wards_2019", "districts", "parcels", "lots"), format="layer"),
+              Param("percentiles", "array", "Percentiles, coverage-weighted.", default=(50.0,), minimum=0,
+                    maximum=100),
+              AOI),
+             "one row per (zone, index): count, mean, min, max, std, p<N>, frac", ("raster", "spectral indices"),
+             long=True),
     Analysis("raster.change", "Change between two dates, per zone", "Biến động giữa hai thời điểm theo vùng",
              "Between two rasters of one grid: the new built-up area (built-up masks of two multispectral "
              "scenes, NDBI/NDVI rule) or the change of one band (later - earlier, e.g. people between two "

@@ -431,6 +431,37 @@ def test_new_built_up_area_between_two_scenes_per_ward(pc, pdb, aoi, sample_file
     assert r.status_code == 400 and "nope" in r.json()["description"]
 
 
+def test_spectral_indices_of_a_scene_per_ward(pc, pdb, aoi, sample_files, tmp_path):
+    """raster.indices over the API: NDVI and the built-up share per ward of a scene of the raster
+    store, equal to the CLI's path (gis raster indices, then zonal_to_postgis)."""
+    from gis.raster.catalog import list_items
+    from gis.raster.indices import open_raster, spectral_indices, write_dataset
+    from gis.raster.store import RasterStore
+    from gis.raster.zonal import zonal_to_postgis
+    from ingest.raster import RasterIngestOptions, run_raster_ingest
+
+    dsn = pc.app.state.gis.dsn
+    root = pc.data_dir / "rasters"
+    opts = RasterIngestOptions(collection="s2-indices", sensor="sentinel2")
+    scene = sample_files / "hcmc-s2-2024-01-20.tif"
+    assert run_raster_ingest(dsn, [scene], opts, store=RasterStore(root)).outcome in ("loaded", "unchanged")
+    [item] = list_items(dsn, "s2-indices")
+    job = _run_async(pc, "raster.indices", {"raster": f"raster:{item.ref}", "indices": ["ndvi", "built_up"],
+                                            "aoi": aoi})
+    assert job["status"] == "successful", job
+    props = [f["properties"] for f in pc.get(f"/jobs/{job['jobID']}/results").json()["features"]]
+    assert {p["index"] for p in props} == {"ndvi", "built_up"}
+    assert all(-1 <= p["mean"] <= 1 for p in props if p["index"] == "ndvi")
+    assert all(0 <= p["mean"] <= 1 for p in props if p["index"] == "built_up")
+    ds = spectral_indices(open_raster(item.path(root), 1024), indices=("ndvi", "built_up"), bands_meta=item.bands)
+    tif = write_dataset(ds, tmp_path / "indices.tif")
+    zonal_to_postgis(dsn, tif, "wards-2025", "test_indices", bands=[1, 2], percentiles=())
+    want = {(c, b): m for c, b, m in pdb.execute(
+        "SELECT w.code, z.band_name, z.mean FROM stats.zonal_test_indices z JOIN admin.wards_2025 w USING (unit_id)")}
+    for p in props:
+        assert p["mean"] == pytest.approx(want[(p["code"], p["index"])], rel=1e-6, abs=1e-9), p
+
+
 def test_a_failing_job_keeps_the_reason_and_writes_nothing(pc, pdb, aoi):
     before = pdb.execute("SELECT count(*) FROM gis_meta.collections").fetchone()[0]
     # the 2019 wards are not loaded: the input is valid, the run fails
