@@ -247,5 +247,5 @@ def test_a_raster_of_the_catalog_is_a_file_input(dsn, tmp_path):
     assert by_item["worldpop"] == got["worldpop"]
     with pytest.raises(InputError, match="no raster collection 'nothing'"):
         jobs.resolve_path_inputs(a, {"worldpop": "raster:nothing"}, [], dsn=dsn, raster_root=store)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(InputError, match="Input worldpop: No raster item 'worldpop/nope'"):  # a 400, not a 404
         jobs.resolve_path_inputs(a, {"worldpop": "raster:worldpop/nope"}, [], dsn=dsn, raster_root=store)
