@@ -225,33 +225,7 @@ def _publish_after_ingest(dsn: str, settings, kind: str, formats: Optional[str])
             typer.echo(r.summary())
         raise GisError(f"The ingest was loaded, but publishing its downloads failed: {exc.message} Run "
                        f"`gis publish {' '.join(layers)}` to try again.", code=exc.code) from None
-    for line in _publish_lines(results):
-        typer.echo(line)
-    built = sum(r.built for r in results)
-    if results:
-        typer.echo(f"Files in {results[0].path.parent.parent}/<layer>/, served at /downloads/<layer>/<file>.")
-    typer.echo(f"{built} download(s) built, {len(results) - built} current.")
-
-
-def _publish_lines(results) -> list[str]:
-    """One line per layer: the formats built (size) and the time, and how many were current."""
-    by: dict[str, list] = {}
-    for r in results:
-        by.setdefault(r.collection_id, []).append(r)
-    lines = []
-    for cid, rs in by.items():
-        built = [r for r in rs if r.built]
-        parts = []
-        if built:
-            n = next((r.feature_count for r in built if r.feature_count is not None), None)
-            files = ", ".join(f"{r.format} {r.size / 1e6:.1f} MB" if r.size >= 1e6 else
-                              f"{r.format} {max(r.size / 1e3, 1):.0f} kB" for r in built)
-            parts.append(f"built {files} in {sum(r.seconds for r in built):.1f} s"
-                         + (f" ({n:,} features)" if n is not None else ""))
-        if len(built) < len(rs):
-            parts.append(f"{len(rs) - len(built)} current")
-        lines.append(f"{cid}: {'; '.join(parts)}.")
-    return lines
+    _echo_publish(results)
 
 
 def _make_vector_command(kind: str, help_text: str) -> None:
@@ -984,6 +958,11 @@ def publish_cmd(
         for r in exc.results:
             typer.echo(r.summary())
         raise
+    _echo_publish(results)
+
+
+def _echo_publish(results) -> None:
+    """Say what a publish built: a line per layer, where the files are, the totals."""
     for line in _publish_lines(results):
         typer.echo(line)
     built = sum(r.built for r in results)
