@@ -333,7 +333,7 @@ def change(dsn, *, earlier, later, method, band, zones, aoi, progress=None, clie
         cell = abs(grid.transform[0] * grid.transform[4])
         if crs.is_geographic:  # degrees: the cell's area at each zone's latitude
             lat = np.radians(out.geometry.representative_point().y.to_numpy())
-            m2 = cell * 111_320.0 ** 2 * np.cos(lat)
+            m2 = cell * 111_320.0 * 110_574.0 * np.cos(lat)  # m per degree of longitude at the equator, of latitude
         else:
             m2 = np.full(len(out), cell * ch._unit_m(crs) ** 2)
         out["new_built_up_m2"] = out["sum"].to_numpy() * m2
