@@ -445,6 +445,44 @@ def record_links(meta: LayerMetadata, base: str, lang: str) -> list[dict]:
     return links
 
 
+_LANGUAGES = ({"code": "vi", "name": "Tiếng Việt"}, {"code": "en", "name": "English"})
+
+
+def _contacts(meta: LayerMetadata | RasterMetadata, publisher: Publisher | None) -> list[dict]:
+    """The layer's point of contact and the platform's publisher, as record contacts."""
+    contacts = []
+    if meta.contact is not None:
+        contacts.append(_contact_doc(meta.contact, "pointOfContact"))
+    if publisher is not None:
+        contacts.append(_contact_doc(Contact(publisher.name, publisher.contact.email, publisher.name),
+                                     "publisher"))
+    return contacts
+
+
+def _dated(props: dict, meta: LayerMetadata | RasterMetadata) -> None:
+    """``created`` and ``updated`` of a record's properties, where known."""
+    if meta.created:
+        props["created"] = _iso(meta.created)
+    if meta.updated:
+        props["updated"] = _iso(meta.updated)
+
+
+def _record_doc(rid: str, meta: LayerMetadata | RasterMetadata, props: dict, links: list[dict]) -> dict:
+    """A record's GeoJSON envelope: its extent as geometry and time, its properties and links."""
+    time = None
+    if meta.interval is not None:
+        time = {"interval": [meta.interval[0] or "..", meta.interval[1] or ".."]}
+    return {
+        "id": rid,
+        "type": "Feature",
+        "conformsTo": list(RECORD_CONFORMS),
+        "time": time,
+        "geometry": _bbox_polygon(meta.bbox) if meta.bbox else None,
+        "properties": props,
+        "links": links,
+    }
+
+
 def record(meta: LayerMetadata | RasterMetadata, base: str, lang: str = "en",
            publisher: Publisher | None = None) -> dict:
     """The OGC API - Records record (GeoJSON) of a layer, in ``lang``.
@@ -476,7 +514,7 @@ def record(meta: LayerMetadata | RasterMetadata, base: str, lang: str = "en",
         "description": c.description(lang) or c.description("vi" if lang == "en" else "en") or "",
         "keywords": list(c.all_keywords),
         "language": {"code": lang},
-        "languages": [{"code": "vi", "name": "Tiếng Việt"}, {"code": "en", "name": "English"}],
+        "languages": [dict(x) for x in _LANGUAGES],
         "resourceLanguages": [{"code": "vi"}, *([{"code": "en"}] if c.source_en else [])],
         "license": c.licence_id or "other",
     }
@@ -484,22 +522,14 @@ def record(meta: LayerMetadata | RasterMetadata, base: str, lang: str = "en",
         props["rights"] = c.licence
     if c.attribution:
         props["attribution"] = c.attribution
-    contacts = []
-    if meta.contact is not None:
-        contacts.append(_contact_doc(meta.contact, "pointOfContact"))
-    if publisher is not None:
-        contacts.append(_contact_doc(Contact(publisher.name, publisher.contact.email, publisher.name),
-                                     "publisher"))
+    contacts = _contacts(meta, publisher)
     if contacts:
         props["contacts"] = contacts
     themes = _themes(c)
     if themes:
         props["themes"] = themes
     props["formats"] = _formats(meta)
-    if meta.created:
-        props["created"] = _iso(meta.created)
-    if meta.updated:
-        props["updated"] = _iso(meta.updated)
+    _dated(props, meta)
     props["updateFrequency"] = c.update_frequency
     if c.source(lang):
         props["source"] = c.source(lang)
@@ -514,18 +544,7 @@ def record(meta: LayerMetadata | RasterMetadata, base: str, lang: str = "en",
         lineage["runs"] = [r.as_dict() for r in meta.runs]
     props["lineage"] = lineage
     props["fields"] = fields_schema(c, lang)
-    time = None
-    if meta.interval is not None:
-        time = {"interval": [meta.interval[0] or "..", meta.interval[1] or ".."]}
-    return {
-        "id": c.id,
-        "type": "Feature",
-        "conformsTo": list(RECORD_CONFORMS),
-        "time": time,
-        "geometry": _bbox_polygon(meta.bbox) if meta.bbox else None,
-        "properties": props,
-        "links": record_links(meta, base, lang),
-    }
+    return _record_doc(c.id, meta, props, record_links(meta, base, lang))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1173,17 +1192,12 @@ def raster_record(meta: RasterMetadata, base: str, lang: str = "en", publisher: 
         "description": raster_description(meta, lang),
         "keywords": list(meta.keywords),
         "language": {"code": lang},
-        "languages": [{"code": "vi", "name": "Tiếng Việt"}, {"code": "en", "name": "English"}],
+        "languages": [dict(x) for x in _LANGUAGES],
         "license": meta.license,
     }
     if meta.attribution:
         props["attribution"] = meta.attribution
-    contacts = []
-    if meta.contact is not None:
-        contacts.append(_contact_doc(meta.contact, "pointOfContact"))
-    if publisher is not None:
-        contacts.append(_contact_doc(Contact(publisher.name, publisher.contact.email, publisher.name),
-                                     "publisher"))
+    contacts = _contacts(meta, publisher)
     for p in meta.providers:
         doc: dict = {"organization": p["name"], "roles": list(p.get("roles") or ["producer"])}
         if p.get("url"):
@@ -1196,10 +1210,7 @@ def raster_record(meta: RasterMetadata, base: str, lang: str = "en", publisher: 
                         {"name": "CoverageJSON", "mediaType": COVJSON_MEDIA_TYPE}]
     if meta.layers:
         props["formats"].append({"name": "PNG map tiles", "mediaType": "image/png"})
-    if meta.created:
-        props["created"] = _iso(meta.created)
-    if meta.updated:
-        props["updated"] = _iso(meta.updated)
+    _dated(props, meta)
     props["updateFrequency"] = meta.update_frequency
     props["lineage"] = {"summary": raster_lineage_summary(meta, lang), "ingestKinds": ["raster"],
                         "runCount": meta.run_count, "runs": [r.as_dict() for r in meta.runs]}
@@ -1211,18 +1222,7 @@ def raster_record(meta: RasterMetadata, base: str, lang: str = "en", publisher: 
         props["resolution"] = list(meta.resolution)
     props["bands"] = bands_schema(meta)
     props["dataType"] = meta.data_type
-    time = None
-    if meta.interval is not None:
-        time = {"interval": [meta.interval[0] or "..", meta.interval[1] or ".."]}
-    return {
-        "id": meta.id,
-        "type": "Feature",
-        "conformsTo": list(RECORD_CONFORMS),
-        "time": time,
-        "geometry": _bbox_polygon(meta.bbox) if meta.bbox else None,
-        "properties": props,
-        "links": raster_record_links(meta, base, lang),
-    }
+    return _record_doc(meta.id, meta, props, raster_record_links(meta, base, lang))
 
 
 def _spatial(bbox: Sequence[float]) -> dict:
