@@ -17,6 +17,8 @@ from gis.errors import InputError
 from gis.raster.source import nodata_fits, parse_datetime
 from gis.raster.zonal import compute_zonal, weighted_stats
 
+from raster_helpers import exactextract_ops
+
 
 def test_parse_datetime_forms():
     y = parse_datetime("2020")
@@ -89,33 +91,8 @@ def test_zonal_equals_exactextract(random_raster):
 
     zones = _zones()
     mine = compute_zonal(random_raster, zones, percentiles=(10, 50, 90), workers=1)
-    ee = exact_extract(
-        str(random_raster),
-        zones[["geometry"]],
-        [
-            "count",
-            "sum",
-            "mean",
-            "min",
-            "max",
-            "stdev",
-            "quantile(q=0.1)",
-            "quantile(q=0.5)",
-            "quantile(q=0.9)",
-        ],
-        output="pandas",
-    )
-    pairs = [
-        ("count", "count"),
-        ("sum", "sum"),
-        ("mean", "mean"),
-        ("min", "min"),
-        ("max", "max"),
-        ("std", "stdev"),
-        ("p10", "quantile_10"),
-        ("p50", "quantile_50"),
-        ("p90", "quantile_90"),
-    ]
+    ops, pairs = exactextract_ops((10, 50, 90))
+    ee = exact_extract(str(random_raster), zones[["geometry"]], ops, output="pandas")
     for a, b in pairs:
         np.testing.assert_allclose(
             mine[a].to_numpy(), ee[b].to_numpy(), rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=a

@@ -15,6 +15,8 @@ from gis import crs as gcrs
 from gis.errors import CRSError
 from gis.raster.zonal import cell_coverage, compute_zonal, polygon_coverage, zonal_to_postgis
 
+from raster_helpers import exactextract_ops
+
 WARDS = "vn-provinces-db-2025/hcmc_wards_2025.geojson"
 POP = "geoglue-kraemer/worldpop/vnm_ppp_{}_1km_Aggregated_UNadj.tif"
 
@@ -334,16 +336,7 @@ def test_large_zones_equal_exactextract_every_band(two_band_raster, monkeypatch)
     both = compute_zonal(two_band_raster, zones, bands=[1, 2], percentiles=pct, workers=1)
     monkeypatch.setattr(zonal, "STRIP_CELLS", 40_000)  # many strips per zone
     strips = compute_zonal(two_band_raster, zones, bands=[1, 2], percentiles=pct, workers=1)
-    ops = ["count", "sum", "mean", "min", "max", "stdev"]
-    ops += [f"quantile(q={p / 100})" for p in pct]
-    pairs = [
-        ("count", "count"),
-        ("sum", "sum"),
-        ("mean", "mean"),
-        ("min", "min"),
-        ("max", "max"),
-        ("std", "stdev"),
-    ] + [(f"p{p}", f"quantile_{p}") for p in pct]
+    ops, pairs = exactextract_ops(pct)
     with rasterio.open(two_band_raster) as ds:
         ee1 = exact_extract(RasterioRasterSource(ds, 1), zones[["geometry"]], ops, output="pandas")
         ee2 = exact_extract(RasterioRasterSource(ds, 2), zones[["geometry"]], ops, output="pandas")
@@ -373,18 +366,7 @@ def test_real_wards_equal_exactextract(shared_data):
     wards = gpd.read_file(shared_data / WARDS)
     raster = shared_data / POP.format(2020)
     mine = compute_zonal(raster, wards, percentiles=(25, 50, 90), workers=2, batch_size=40)
-    ops = ["count", "sum", "mean", "min", "max", "stdev"]
-    ops += ["quantile(q=0.25)", "quantile(q=0.5)", "quantile(q=0.9)"]
+    ops, pairs = exactextract_ops((25, 50, 90))
     ee = exact_extract(str(raster), wards[["geometry"]], ops, output="pandas")
-    for a, b in [
-        ("count", "count"),
-        ("sum", "sum"),
-        ("mean", "mean"),
-        ("min", "min"),
-        ("max", "max"),
-        ("std", "stdev"),
-        ("p25", "quantile_25"),
-        ("p50", "quantile_50"),
-        ("p90", "quantile_90"),
-    ]:
+    for a, b in pairs:
         np.testing.assert_allclose(mine[a], ee[b], rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=a)
