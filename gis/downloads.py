@@ -312,24 +312,36 @@ class ReadSnapshot:
         return coll
 
     def stream(self, query: sql.Composable):
-        """A ``pyarrow.RecordBatchReader`` of ``query`` read in this snapshot (streamed, bounded memory)."""
-        import adbc_driver_postgresql.dbapi as adbc
+        """A ``pyarrow.RecordBatchReader`` of ``query`` read in this snapshot (streamed, bounded memory).
+
+        Read by ADBC's PostgreSQL driver (binary COPY decoded into Arrow), through the driver manager's
+        own API: its DB-API module imports ``pyarrow.dataset`` and with it pandas (0.3 s per export).
+        """
+        import adbc_driver_manager as adbc
+        import adbc_driver_postgresql
+        import pyarrow as pa
 
         text = query.as_string(self.conn)
         try:
-            conn = adbc.connect(self.dsn or "postgresql://")
+            db = adbc_driver_postgresql.connect(self.dsn or "postgresql://")
+            self._adbc.append(db)
+            conn = adbc.AdbcConnection(db, **{"adbc.connection.autocommit": "false"})
         except Exception as exc:  # noqa: BLE001 - any driver error: say it without internals
             raise GisError(f"Cannot open the export connection to the database: {_first_line(exc)}") from None
-        self._adbc.append(conn)
-        cur = conn.cursor()
-        self._adbc.insert(0, cur)  # the stream lives as long as its cursor: closed first, at the end
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'")  # an id PostgreSQL made, not input
+        self._adbc.insert(0, conn)
+        stmt = adbc.AdbcStatement(conn)
+        self._adbc.insert(0, stmt)  # the stream lives as long as its statement: closed first, at the end
+        settings = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                    f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'"]  # an id PostgreSQL made, not input
         if not JIT:
-            cur.execute("SET LOCAL jit = off")  # compiling a plain scan's expressions costs more than it saves
-        cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-        cur.execute(text)
-        return cur.fetch_record_batch()
+            settings.append("SET LOCAL jit = off")  # compiling a plain scan's expressions costs more than it saves
+        for statement in settings:
+            stmt.set_sql_query(statement)
+            stmt.execute_update()
+        stmt.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+        stmt.set_sql_query(text)
+        handle, _ = stmt.execute_query()
+        return pa.RecordBatchReader._import_from_c(handle.address)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -392,10 +404,12 @@ _ISO_TEXT = {
 }
 
 
-def _select(coll: gcat.Collection, bbox: bool, iso_text: bool = False) -> sql.Composed:
+def _select(coll: gcat.Collection, bbox: bool, iso_text: bool = False, ordered: bool = True) -> sql.Composed:
     """The export's SELECT: the id, the public fields and the geometry as WKB, in id order.
 
-    ``iso_text``: dates and times as ISO 8601 text (for CSV, which has no types).
+    ``iso_text``: dates and times as ISO 8601 text (for CSV, which has no types). ``ordered=False``:
+    in the order the scan finds them (a sequential scan, cheaper than the id index; for a writer that
+    orders the features itself).
     """
     items = []
     for name, typ in _columns(coll):
@@ -411,8 +425,10 @@ def _select(coll: gcat.Collection, bbox: bool, iso_text: bool = False) -> sql.Co
     if bbox:
         for fn, alias in (("ST_XMin", "xmin"), ("ST_YMin", "ymin"), ("ST_XMax", "xmax"), ("ST_YMax", "ymax")):
             items.append(sql.SQL("{}({})::float8 AS {}").format(sql.SQL(fn), g, sql.Identifier("__" + alias)))
-    return sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
-        sql.SQL(", ").join(items), sql.Identifier(coll.schema, coll.relation), sql.Identifier(coll.id_column))
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(coll.schema, coll.relation))
+    if not ordered:
+        return query
+    return sql.SQL("{} ORDER BY {}").format(query, sql.Identifier(coll.id_column))
 
 
 #: Arrow batches read ahead of the writer (each about :data:`BATCH_BYTES`): the memory bound of the read
@@ -536,6 +552,31 @@ def _write_ogr(snap: ReadSnapshot, coll: gcat.Collection, fmt: str, tmp: Path,
         if raised:  # pragma: no cover - GDAL always reports a failed stream
             raise raised[0]
     return counter[0]
+
+
+def _write_fgb(snap: ReadSnapshot, coll: gcat.Collection, tmp: Path,
+               progress: Callable[[int], None] | None) -> tuple[int, str | None]:
+    """FlatGeobuf by :mod:`gis.flatgeobuf` (array kernels, one Hilbert sort, hashed as it is written);
+    by GDAL for what it does not encode (NULL or empty geometries, Z/M coordinates, mixed types), from
+    the same snapshot. With an integer id the rows are read unordered (the writer orders them: Hilbert
+    code, then id), so that the file does not depend on the table's physical order."""
+    from gis import flatgeobuf
+
+    integer_id = coll.id_type in ("int2", "int4", "int8")  # ties of the Hilbert sort broken by the id
+    reader = snap.stream(_select(coll, bbox=False, ordered=not integer_id))
+    hasher = hashlib.sha256()
+    try:
+        with _ReadAhead(reader) as ahead:
+            counter = [0]
+            count = flatgeobuf.write(
+                ahead.batches(progress, counter), ahead.schema, tmp, geometry=GEOMETRY,
+                geometry_type=_geometry_type(coll), srid=coll.srid, name=coll.id.replace("-", "_"),
+                title=f"{coll.title_en} / {coll.title_vi}", description=coll.description_en or "",
+                hasher=hasher, tiebreak=coll.id_column if integer_id else None)
+        return count, hasher.hexdigest()
+    except flatgeobuf.Unsupported:
+        tmp.unlink(missing_ok=True)
+    return _write_ogr(snap, coll, "fgb", tmp, progress), None
 
 
 def _write_parquet(snap: ReadSnapshot, coll: gcat.Collection, tmp: Path,
@@ -667,24 +708,32 @@ def _atomic(out: Path, what: str):
 
 
 def _build(snap: ReadSnapshot, coll: gcat.Collection, fmt: str, tmp: Path, dsn: str,
-           tile_packager: TilePackager | None, progress: Callable[[int], None] | None) -> int | None:
-    """Write ``coll`` in format ``fmt`` to ``tmp`` (not renamed); the number of features written."""
+           tile_packager: TilePackager | None, progress: Callable[[int], None] | None
+           ) -> tuple[int | None, str | None]:
+    """Write ``coll`` in format ``fmt`` to ``tmp`` (not renamed).
+
+    The number of features written, and the file's SHA-256 when the writer computed it as it wrote.
+    """
     if fmt == "parquet":
-        return _write_parquet(snap, coll, tmp, progress)
+        return _write_parquet(snap, coll, tmp, progress), None
+    if fmt == "fgb":
+        return _write_fgb(snap, coll, tmp, progress)
     if fmt in _OGR:
-        return _write_ogr(snap, coll, fmt, tmp, progress)
+        return _write_ogr(snap, coll, fmt, tmp, progress), None
     if fmt in TILE_FORMATS:
         if tile_packager is None:
             raise InputError(f"--format {fmt}: tile packages are built by the `gis` command (tiles.export); "
                              "this caller gave no tile packager.")
         tile_packager(dsn, coll.id, fmt, tmp)
-        return None
+        return None, None
     raise InputError(f"--format {fmt!r}: {fmt} files are not built by an export "
                      "(COGs are the raster store's files).")
 
 
-def _finish(tmp: Path, out: Path) -> tuple[int, str]:
+def _finish(tmp: Path, out: Path, digest: str | None = None) -> tuple[int, str]:
     """fsync ``tmp``, hash it, rename it to ``out`` and write ``out.sha256``; (size, sha256).
+
+    ``digest``: the SHA-256 the writer computed while writing (then the file is not read again).
 
     SIGINT and SIGTERM are held back during the two renames, so an interrupt cannot leave a file
     with the checksum of the previous one.
@@ -698,7 +747,8 @@ def _finish(tmp: Path, out: Path) -> tuple[int, str]:
 
     with ThreadPoolExecutor(1, thread_name_prefix="gis-export-fsync") as pool:
         synced = pool.submit(sync)  # the disk flushes while the page cache is hashed (both drop the GIL)
-        digest = sha256_file(tmp)
+        if digest is None:
+            digest = sha256_file(tmp)
         synced.result()
     size = tmp.stat().st_size
     sidecar = out.with_name(out.name + ".sha256")
@@ -769,8 +819,8 @@ def export(dsn: str, collection_id: str, fmt: str, out: Path | str, *,
         coll = snap.collection(collection_id)
         version = data_version(snap.conn, coll)
         with _atomic(out, f"{collection_id} as {f.title}") as tmp:
-            count = _build(snap, coll, f.name, tmp, dsn, tile_packager, progress)
-            size, digest = _finish(tmp, out)
+            count, digest = _build(snap, coll, f.name, tmp, dsn, tile_packager, progress)
+            size, digest = _finish(tmp, out, digest)
     return ExportResult(collection_id, f.name, out, size, digest, count, version, time.perf_counter() - t0)
 
 
@@ -962,8 +1012,8 @@ def _publish_one(dsn: str, reg: psycopg.Connection, root: Path, cid: str, wanted
             step = (lambda n, _f=fmt: progress(cid, _f, n)) if progress else None
             try:
                 with _atomic(target, f"{cid} as {f.title}") as tmp:
-                    count = _build(snap, coll, fmt, tmp, dsn, tile_packager, step)
-                    size, digest = _finish(tmp, target)
+                    count, digest = _build(snap, coll, fmt, tmp, dsn, tile_packager, step)
+                    size, digest = _finish(tmp, target, digest)
             except GisError as exc:
                 if exc.code == "DiskFull":
                     raise  # every other build would fail too
