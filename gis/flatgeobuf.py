@@ -777,9 +777,8 @@ def write(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, *, g
                 buf, sizes, boxes = encode_batch(batch, geometry, layer_type, kinds, names)
                 sizes_l.append(sizes)
                 boxes_l.append(boxes)
-                if tiebreak is not None:
-                    ties_l.append(_values(batch.column(tiebreak), "<i8") if batch.column(tiebreak).type == pa.int64()
-                                  else _values(batch.column(tiebreak).cast(pa.int64()), "<i8"))
+                if tiebreak is not None:  # a copy: a view would keep the whole batch alive
+                    ties_l.append(_values(batch.column(tiebreak).cast(pa.int64()), "<i8").copy())
                 if side_file is None and held + buf.size <= memory:
                     kept.append(buf)
                     held += buf.size
