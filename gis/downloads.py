@@ -425,7 +425,8 @@ def _select(coll: gcat.Collection, bbox: bool, iso_text: bool = False, ordered: 
     if bbox:
         for fn, alias in (("ST_XMin", "xmin"), ("ST_YMin", "ymin"), ("ST_XMax", "xmax"), ("ST_YMax", "ymax")):
             items.append(sql.SQL("{}({})::float8 AS {}").format(sql.SQL(fn), g, sql.Identifier("__" + alias)))
-    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(coll.schema, coll.relation))
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items),
+                                                sql.Identifier(coll.schema, coll.relation))
     if not ordered:
         return query
     return sql.SQL("{} ORDER BY {}").format(query, sql.Identifier(coll.id_column))

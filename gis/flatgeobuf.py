@@ -92,7 +92,8 @@ def _bits(buffer: pa.Buffer | None, offset: int, n: int) -> np.ndarray:
     """A bitmap (validity or booleans) as a numpy bool array; all True without a buffer."""
     if buffer is None:
         return np.ones(n, bool)
-    return np.unpackbits(np.frombuffer(buffer, np.uint8), count=offset + n, bitorder="little")[offset:].view(bool)
+    bits = np.unpackbits(np.frombuffer(buffer, np.uint8), count=offset + n, bitorder="little")
+    return bits[offset:].view(bool)
 
 
 def _valid(col: pa.Array) -> np.ndarray:
@@ -463,7 +464,8 @@ def encode_batch(batch: pa.RecordBatch, geometry: str, layer_type: int, kinds: l
 
     offsets = (4 + np.r_[u0, total]).astype(np.int32)
     heads = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
-    empty = pa.Array.from_buffers(pa.binary(), 1, [None, pa.py_buffer(np.zeros(2, np.int32)), pa.py_buffer(b"")])[0]
+    empty = pa.Array.from_buffers(pa.binary(), 1,
+                                  [None, pa.py_buffer(np.zeros(2, np.int32)), pa.py_buffer(b"")])[0]
     out = pc.binary_join_element_wise(heads, *props, empty, null_handling="replace", null_replacement=b"")
     ob = out.buffers()
     o = np.frombuffer(ob[1], dtype=np.int32)[out.offset:out.offset + n + 1]
@@ -821,7 +823,8 @@ def write(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, *, g
                     views = _views(sizes_l)
                     for i in range(0, count, chunk):
                         v = views[order[i:i + chunk]]
-                        part = pa.Array.from_buffers(pa.binary_view(), len(v), [None, pa.py_buffer(v), *buffers])
+                        part = pa.Array.from_buffers(pa.binary_view(), len(v),
+                                                     [None, pa.py_buffer(v), *buffers])
                         part = part.cast(pa.large_binary())
                         pb = part.buffers()
                         po = np.frombuffer(pb[1], dtype=np.int64)[part.offset:part.offset + len(part) + 1]
