@@ -337,6 +337,9 @@ def ingest_raster(
     title: Annotated[Optional[str], typer.Option(help="Title of a new collection.")] = None,
     resampling: Annotated[Optional[str], typer.Option(help="Overview resampling: average (default), nearest "
                                                            "(default for 8-bit), bilinear, cubic, mode.")] = None,
+    update_frequency: Annotated[Optional[str], typer.Option(help="How often the collection is updated (its "
+                                                                 "records, DCAT): annually, monthly, irregular, "
+                                                                 "asNeeded... (ISO 19115 codes).")] = None,
 ) -> None:
     """Rasters into the raster store as Cloud-Optimised GeoTIFFs, catalogued (STAC) in PostGIS.
 
@@ -351,7 +354,8 @@ def ingest_raster(
     settings = _settings()
     opts = RasterIngestOptions(collection=collection, datetime=datetime_, crs=crs, nodata=nodata,
                                sensor=sensor, bands=_split_list(bands), variable=variable,
-                               item_id=item_id, title=title, resampling=resampling)
+                               item_id=item_id, title=title, resampling=resampling,
+                               update_frequency=update_frequency)
     dsn = db.ready(settings)
     with _progress(f"raster x{len(paths)}") as progress:
         result = run_raster_ingest(dsn, paths, opts, store=RasterStore(settings.raster_dir),

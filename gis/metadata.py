@@ -868,7 +868,7 @@ class RasterMetadata:
     updated: datetime | None = None
     text: str = field(default="", compare=False, repr=False)
 
-    #: a raster collection states no update frequency
+    #: ISO 19115 maintenance frequency (``raster.collections.update_frequency``, migration 0012)
     update_frequency: str = "unknown"
 
     @property
@@ -891,7 +891,7 @@ class RasterMetadata:
 _RASTER_EXISTS_SQL = "SELECT to_regclass('raster.stac_collections') IS NOT NULL"
 
 _RASTER_COLLECTIONS_SQL = """
-SELECT s.id, s.content, s.n_items, c.created_at, c.updated_at
+SELECT s.id, s.content, s.n_items, c.created_at, c.updated_at, c.update_frequency
 FROM raster.stac_collections s JOIN raster.collections c ON c.id = s.id
 WHERE s.n_items > 0
 ORDER BY s.id
@@ -1052,7 +1052,7 @@ def raster_metadata(conn: psycopg.Connection, feature_ids: Iterable[str] = (), *
     contact = publisher.contact if publisher is not None else None
     out = []
     for pid, rid in ids.items():
-        _, stac, n_items, created, coll_updated = rows[rid]
+        _, stac, n_items, created, coll_updated, frequency = rows[rid]
         mine = items.get(rid) or []
         if not mine:  # deleted between the two reads
             continue
@@ -1078,7 +1078,8 @@ def raster_metadata(conn: psycopg.Connection, feature_ids: Iterable[str] = (), *
             interval=interval, n_items=int(n_items or len(mine)), bands=bands, data_type=primary[9],
             epsg=primary[10], resolution=tuple(abs(float(v)) for v in resolution) if resolution else None,
             files=files, layers=tuple(layers.get(rid, ())), contact=contact, runs=tuple(runs),
-            run_count=count, created=created, updated=max(updates) if updates else None)
+            run_count=count, created=created, updated=max(updates) if updates else None,
+            update_frequency=frequency)
         text = fold(" ".join(filter(None, (
             pid, rid, meta.title, raster_description(meta, "en"), raster_description(meta, "vi"),
             *keywords, *(p["name"] for p in meta.providers),

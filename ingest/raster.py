@@ -39,6 +39,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gis import crs as gcrs
+from gis.catalog import FREQUENCIES
 from gis.db import connect
 from gis.errors import GisError, InputError
 from gis.raster import sensors
@@ -86,6 +87,9 @@ class RasterIngestOptions:
         Id of the item (one file only; default: the file name without extension).
     resampling : str, optional
         Overview resampling (default: ``average``; ``nearest`` for 8-bit data).
+    update_frequency : str, optional
+        How often the collection is updated (an ISO 19115 code of :data:`gis.catalog.FREQUENCIES`:
+        annually, monthly, irregular...), stated in its records and the DCAT feed.
     """
 
     collection: str = "rasters"
@@ -100,6 +104,7 @@ class RasterIngestOptions:
     variable: str | None = None
     item_id: str | None = None
     resampling: str | None = None
+    update_frequency: str | None = None
 
 
 @dataclass
@@ -328,6 +333,10 @@ def run_raster_ingest(
                 f"--resampling {opts.resampling!r}: use average, nearest, bilinear, "
                 "cubic, mode or rms."
             )
+        if opts.update_frequency is not None and opts.update_frequency not in FREQUENCIES:
+            raise InputError(
+                f"--update-frequency {opts.update_frequency!r}: use one of {', '.join(FREQUENCIES)}."
+            )
         sources: list[RasterSource] = []
         for p in plist:
             sources.append(
@@ -550,16 +559,17 @@ def _ensure_collection(
     title = opts.title or (sensor.title if sensor else opts.collection)
     keywords = list(sensor.keywords) if sensor else []
     conn.execute(
-        "INSERT INTO raster.collections (id, title, description, license, keywords) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-        (opts.collection, title, opts.description or "", opts.license or "other", keywords),
+        "INSERT INTO raster.collections (id, title, description, license, keywords, update_frequency) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+        (opts.collection, title, opts.description or "", opts.license or "other", keywords,
+         opts.update_frequency or "unknown"),
     )
-    if opts.title or opts.description or opts.license:
+    if opts.title or opts.description or opts.license or opts.update_frequency:
         conn.execute(
             "UPDATE raster.collections SET title = coalesce(%s, title), "
             "description = coalesce(%s, description), license = coalesce(%s, license), "
-            "updated_at = now() WHERE id = %s",
-            (opts.title, opts.description, opts.license, opts.collection),
+            "update_frequency = coalesce(%s, update_frequency), updated_at = now() WHERE id = %s",
+            (opts.title, opts.description, opts.license, opts.update_frequency, opts.collection),
         )
 
 

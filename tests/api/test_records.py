@@ -281,9 +281,9 @@ def raster_client(dsn, sample_files, tmp_path):
 
     store = RasterStore(tmp_path / "rasters")
     src = sample_files / "population.tif"
-    for collection, title in (("worldpop", None), ("buildings", "Lưới dân số (bản thử)")):
+    for collection, title, freq in (("worldpop", None, "annually"), ("buildings", "Lưới dân số (bản thử)", None)):
         opts = RasterIngestOptions(collection=collection, sensor="worldpop", datetime="2020", license="CC-BY-4.0",
-                                   title=title)
+                                   title=title, update_frequency=freq)
         assert run_raster_ingest(dsn, [src], opts, store=store).outcome == "loaded"
     with psycopg.connect(dsn, autocommit=True) as db:  # a STAC provider, as a curator sets it
         db.execute("UPDATE raster.collections SET providers = '[{\"name\": \"WorldPop\", \"roles\": "
@@ -332,6 +332,8 @@ def test_raster_collections_are_records(raster_client):
     assert c.get("/collections/raster-buildings").json()["id"] == "raster-buildings"
     wp = c.get("/collections/catalog/items/worldpop").json()
     assert link(wp, REL_MAP) == "/collections/population/map/tiles"
+    # the update frequency its ingest stated (migration 0012), "unknown" where none was
+    assert (wp["properties"]["updateFrequency"], rec["properties"]["updateFrequency"]) == ("annually", "unknown")
     # the enclosures are the COGs, downloaded byte for byte through the API
     rows = psycopg.connect(c.app.state.gis.dsn, autocommit=True).execute(
         "SELECT collection, asset_href, asset_size, asset_checksum FROM raster.items ORDER BY collection").fetchall()
@@ -370,6 +372,7 @@ def test_raster_datasets_in_the_dcat_feed_and_no_server_path(raster_client):
     assert ids[-2:] == ["raster-buildings", "worldpop"] and len(set(ids)) == len(ids)
     expanded = jsonld.expand(doc)[0]["http://www.w3.org/ns/dcat#dataset"]
     wp = next(d for d in expanded if d["@id"] == "http://testserver/collections/worldpop")
+    assert wp["http://purl.org/dc/terms/accrualPeriodicity"][0]["@id"].endswith("/frequency/ANNUAL")
     dists = wp["http://www.w3.org/ns/dcat#distribution"]
     downloads = [d["http://www.w3.org/ns/dcat#downloadURL"][0]["@id"] for d in dists
                  if "http://www.w3.org/ns/dcat#downloadURL" in d]

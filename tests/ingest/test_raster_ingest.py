@@ -240,6 +240,12 @@ def test_bad_inputs_write_nothing(dsn, scenes, tmp_path):
             "cannot be stored",
         ),
         ([one_band], RasterIngestOptions(), InputError, "pass --datetime"),
+        (
+            [one_band],
+            RasterIngestOptions(datetime="2020", update_frequency="sometimes"),
+            InputError,
+            "--update-frequency 'sometimes': use one of continual, daily, .*annually",
+        ),
         # a good file with a bad one: all or nothing
         (
             [scenes.before, truncated],
