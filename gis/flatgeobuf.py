@@ -53,7 +53,7 @@ _FIXED = {  # Arrow type id -> (ColumnType, numpy dtype of the value)
 }
 
 
-class Unsupported(Exception):  # noqa: N818 - a signal to the caller, not an error
+class Unsupported(Exception):
     """The data holds something this writer does not encode; write the layer with GDAL instead."""
 
 
@@ -594,23 +594,23 @@ def hilbert(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     b = 0xFFFF ^ a
     c = 0xFFFF ^ (x | y)
     d = x & (y ^ 0xFFFF)
-    A = a | (b >> 1)  # noqa: N806 - the algorithm's names
-    B = (a >> 1) ^ a  # noqa: N806
-    C = ((c >> 1) ^ (b & (d >> 1))) ^ c  # noqa: N806
-    D = ((a & (c >> 1)) ^ (d >> 1)) ^ d  # noqa: N806
+    A = a | (b >> 1)
+    B = (a >> 1) ^ a
+    C = ((c >> 1) ^ (b & (d >> 1))) ^ c
+    D = ((a & (c >> 1)) ^ (d >> 1)) ^ d
     a, b, c, d = A, B, C, D
-    A = (a & (a >> 2)) ^ (b & (b >> 2))  # noqa: N806
-    B = (a & (b >> 2)) ^ (b & ((a ^ b) >> 2))  # noqa: N806
-    C = C ^ ((a & (c >> 2)) ^ (b & (d >> 2)))  # noqa: N806
-    D = D ^ ((b & (c >> 2)) ^ ((a ^ b) & (d >> 2)))  # noqa: N806
+    A = (a & (a >> 2)) ^ (b & (b >> 2))
+    B = (a & (b >> 2)) ^ (b & ((a ^ b) >> 2))
+    C = C ^ ((a & (c >> 2)) ^ (b & (d >> 2)))
+    D = D ^ ((b & (c >> 2)) ^ ((a ^ b) & (d >> 2)))
     a, b, c, d = A, B, C, D
-    A = (a & (a >> 4)) ^ (b & (b >> 4))  # noqa: N806
-    B = (a & (b >> 4)) ^ (b & ((a ^ b) >> 4))  # noqa: N806
-    C = C ^ ((a & (c >> 4)) ^ (b & (d >> 4)))  # noqa: N806
-    D = D ^ ((b & (c >> 4)) ^ ((a ^ b) & (d >> 4)))  # noqa: N806
+    A = (a & (a >> 4)) ^ (b & (b >> 4))
+    B = (a & (b >> 4)) ^ (b & ((a ^ b) >> 4))
+    C = C ^ ((a & (c >> 4)) ^ (b & (d >> 4)))
+    D = D ^ ((b & (c >> 4)) ^ ((a ^ b) & (d >> 4)))
     a, b, c, d = A, B, C, D
-    C = C ^ ((a & (c >> 8)) ^ (b & (d >> 8)))  # noqa: N806
-    D = D ^ ((b & (c >> 8)) ^ ((a ^ b) & (d >> 8)))  # noqa: N806
+    C = C ^ ((a & (c >> 8)) ^ (b & (d >> 8)))
+    D = D ^ ((b & (c >> 8)) ^ ((a ^ b) & (d >> 8)))
     a = C ^ (C >> 1)
     b = D ^ (D >> 1)
     i0 = x ^ y

@@ -22,7 +22,7 @@ import shapely
 
 from gis import flatgeobuf as fgb
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _columns(n: int, rng: np.random.Generator) -> dict[str, pa.Array]:
