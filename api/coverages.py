@@ -53,6 +53,7 @@ from starlette.datastructures import Headers
 from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 
 from gis.errors import GisError, InputError, NotFoundError
+from gis import metadata as gmeta
 from gis.raster import coverage as gcov
 from gis.settings import Settings
 
@@ -411,6 +412,13 @@ def _preview(base: str, layer_id: str, bbox: list[float]) -> dict | None:
         for y in range(tl.y, br.y + 1)
     ]
     return {"layer": layer_id, "zoom": z, "rows": rows}
+
+
+def extents(request: Request) -> list[tuple[tuple | None, tuple | None]]:
+    """(bbox in CRS84, time interval) of each raster collection ``/collections`` lists (the records
+    catalogue's extent covers them too)."""
+    cat = _catalog_now(request)
+    return [gmeta.stac_extent(cat.coverages[rid].stac) for rid in cat.public.values()]
 
 
 def extra_collections(request: Request, lang: str) -> list[dict]:

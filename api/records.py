@@ -29,6 +29,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from api import coverages
 from api.negotiation import MEDIA, language, negotiate
 from api.params import COMMON, check_params
 from gis import metadata as gmeta
@@ -177,6 +178,12 @@ def collection_members(info, lang: str) -> dict:
     return out
 
 
+def _instant(text: str) -> datetime:
+    """An RFC 3339 / ISO 8601 time as an aware datetime (UTC when it names no zone), for ordering."""
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
 def _catalog_doc(request: Request, lang: str, is_self: bool, fmt: str = "json") -> dict:
     base = _base(request)
     snap = request.app.state.gis.snapshot
@@ -190,17 +197,20 @@ def _catalog_doc(request: Request, lang: str, is_self: bool, fmt: str = "json") 
         "keywords": ["catalogue", "metadata", "DCAT", "danh mục", "siêu dữ liệu"],
         "license": "CC0-1.0",
     }
-    boxes = [i.bbox for i in snap.collections.values() if i.bbox is not None]
+    spans = [(i.bbox, i.interval) for i in snap.collections.values()] + coverages.extents(request)
+    boxes = [b for b, _ in spans if b is not None]
     extent: dict = {}
     if boxes:
         extent["spatial"] = {"bbox": [[min(b[0] for b in boxes), min(b[1] for b in boxes),
                                        max(b[2] for b in boxes), max(b[3] for b in boxes)]],
                              "crs": gmeta.CRS84}
-    starts = [i.interval[0] for i in snap.collections.values() if i.interval and i.interval[0]]
+    intervals = [t for _, t in spans if t]
+    starts = [t[0] for t in intervals if t[0]]
     if starts:
-        open_end = any(i.interval and not i.interval[1] for i in snap.collections.values())
-        ends = [i.interval[1] for i in snap.collections.values() if i.interval and i.interval[1]]
-        extent["temporal"] = {"interval": [[min(starts), None if open_end or not ends else max(ends)]],
+        ends = [t[1] for t in intervals if t[1]]
+        open_end = any(not t[1] for t in intervals)
+        extent["temporal"] = {"interval": [[min(starts, key=_instant),
+                                            None if open_end or not ends else max(ends, key=_instant)]],
                               "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
     if extent:
         doc["extent"] = extent

@@ -975,7 +975,8 @@ def _providers(stac: dict) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def _stac_extent(stac: dict) -> tuple[tuple | None, tuple | None]:
+def stac_extent(stac: dict) -> tuple[tuple | None, tuple | None]:
+    """(bbox, interval) of a STAC Collection's first extents (CRS84, RFC 3339), None where absent."""
     ext = stac.get("extent") or {}
     bbox = None
     try:
@@ -1068,7 +1069,7 @@ def raster_metadata(conn: psycopg.Connection, feature_ids: Iterable[str] = (), *
                             *(int(c or 0) for c in counts)))
             count = int(total)
         updates = [t for t in (coll_updated, *(r[7] for r in mine)) if t is not None]
-        bbox, interval = _stac_extent(stac)
+        bbox, interval = stac_extent(stac)
         keywords = tuple(k for k in stac.get("keywords") or [] if isinstance(k, str))
         resolution = primary[11]
         meta = RasterMetadata(

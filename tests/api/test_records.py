@@ -318,6 +318,10 @@ def test_raster_collections_are_records(raster_client):
     assert _ids(c, "datetime=2020-06-01T00:00:00Z") == {"worldpop", "raster-buildings"}
     assert _ids(c, "datetime=2021-01-01/2021-12-31") == set()
     assert _ids(c, "ids=raster-buildings") == {"raster-buildings"}
+    # the catalogue's own extent covers the raster collections (here, with empty layers, only them)
+    extent = c.get("/collections/catalog").json()["extent"]
+    assert extent["spatial"]["bbox"][0] == pytest.approx([x0, y0, x1, y1])
+    assert extent["temporal"]["interval"] == [records["worldpop"]["time"]["interval"]]
     # the record, and what its links point to
     rec = c.get("/collections/catalog/items/raster-buildings").json()
     assert rec["id"] == "raster-buildings" and rec["properties"]["type"] == "dataset"
