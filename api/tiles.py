@@ -532,7 +532,8 @@ def tiles_router(settings: Settings, tile_settings: TileSettings | None = None) 
         item = await raster_item(request, svc, layer)
         media = graster.FORMATS[fmt][1]
         # a COG never changes (a new version is a new item with a new checksum): cache for good
-        key = (f"raster/{layer.id}-{layer.colormap}-{layer.band}-{layer.rescale}-{item.checksum[:16]}"
+        key = (f"raster/{layer.id}-{layer.colormap}-{layer.band}-{layer.rescale}-{layer.per_km2}-"
+               f"{item.checksum[:16]}"
                f"/{t.tms_id}/{t.z}/{t.x}/{t.y}.{fmt}").replace(" ", "").replace("(", "").replace(")", "")
         cache = svc.cache if svc.settings.cache else None
         e = cache.get(key) if cache is not None else None

@@ -79,6 +79,8 @@ class RasterLayer:
     attribution: str | None
     min_zoom: int
     max_zoom: int
+    #: the cells hold counts: draw them per km2 of cell (migration 0013)
+    per_km2: bool = False
 
     def title(self, lang: str = "en") -> str:
         return self.title_vi if lang == "vi" else self.title_en
@@ -95,6 +97,9 @@ class RasterItem:
     bbox: tuple[float, float, float, float]
     datetime: str | None
     nodata: float | None
+    #: cell size (x, y) in the units of its CRS, and the CRS's EPSG code (None: no code)
+    resolution: tuple[float, float] | None = None
+    epsg: int | None = None
 
 
 _TILES_SQL = "SELECT id, tiles FROM gis_meta.collections"
@@ -146,7 +151,8 @@ def load_catalog_layers(conn: psycopg.Connection) -> dict[str, VectorLayer]:
 
 
 _RASTER_SQL = """
-SELECT id, collection, item, band, colormap, rescale, title_vi, title_en, unit, attribution, min_zoom, max_zoom
+SELECT id, collection, item, band, colormap, rescale, title_vi, title_en, unit, attribution, min_zoom, max_zoom,
+       per_km2
 FROM gis_meta.raster_layers WHERE public ORDER BY sort_order, id
 """
 
@@ -159,7 +165,7 @@ def load_raster_layers(conn: psycopg.Connection) -> dict[str, RasterLayer]:
         return {}
     return {
         r[0]: RasterLayer(r[0], r[1], r[2], int(r[3]), r[4], tuple(r[5]) if r[5] else None, r[6], r[7],
-                          r[8], r[9], int(r[10]), int(r[11]))
+                          r[8], r[9], int(r[10]), int(r[11]), bool(r[12]))
         for r in rows
     }
 
@@ -167,7 +173,7 @@ def load_raster_layers(conn: psycopg.Connection) -> dict[str, RasterLayer]:
 _ITEM_SQL = """
 SELECT i.collection, i.id, i.asset_href, i.asset_checksum, ST_XMin(i.geom), ST_YMin(i.geom),
        ST_XMax(i.geom), ST_YMax(i.geom), raster.rfc3339(coalesce(i.datetime, i.start_datetime)),
-       (i.bands -> (%(band)s - 1) ->> 'nodata')
+       (i.bands -> (%(band)s - 1) ->> 'nodata'), i.resolution, i.epsg
 FROM raster.items i
 WHERE i.collection = %(collection)s AND (%(item)s::text IS NULL OR i.id = %(item)s)
 ORDER BY i.dt_start DESC NULLS LAST, i.id DESC
@@ -197,8 +203,9 @@ def raster_item_from_row(layer: RasterLayer, row, item: str | None) -> RasterIte
             f"Raster layer {layer.id!r} has no data yet: {which}raster collection {layer.collection!r} "
             "has no such item (load it with `gis ingest raster`)."
         )
+    res = tuple(abs(float(v)) for v in row[10]) if row[10] else None
     return RasterItem(row[0], row[1], row[2], row[3], (row[4], row[5], row[6], row[7]), row[8],
-                      _nodata(row[9]))
+                      _nodata(row[9]), res, row[11])
 
 
 def get_layer(layers: dict, layer_id: str, kind: str = "collection"):

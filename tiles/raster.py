@@ -39,27 +39,9 @@ def colormap(name: str) -> dict:
         raise InputError(f"Unknown colour map {name!r} (e.g. viridis, ylorrd, magma, greens).") from None
 
 
-def render(path: Path, layer: RasterLayer, item: RasterItem, t: gtms.TileAddress, fmt: str = "png",
-           tilesize: int = 256) -> bytes | None:
-    """The tile ``t`` of ``layer`` from the COG at ``path``; None when the tile has no data.
-
-    Parameters
-    ----------
-    path : Path
-        The item's COG.
-    layer : RasterLayer
-        Band, colour map and rescaling.
-    item : RasterItem
-        The item (its nodata value).
-    t : TileAddress
-        The tile.
-    fmt : {"png", "webp"}
-        Image format.
-
-    Examples
-    --------
-    >>> png = render(cog, layer, item, check_tile("WebMercatorQuad", 10, 484, 815))  # doctest: +SKIP
-    """
+def tile_data(path: Path, layer: RasterLayer, item: RasterItem, t: gtms.TileAddress, tilesize: int = 256):
+    """The values of tile ``t`` of ``layer`` (a rio-tiler ``ImageData``: the band, masked where there
+    is no data; per km2 of cell for a ``per_km2`` layer), or None when the tile has no data."""
     from rio_tiler.errors import TileOutsideBounds
     from rio_tiler.io import Reader
 
@@ -76,6 +58,38 @@ def render(path: Path, layer: RasterLayer, item: RasterItem, t: gtms.TileAddress
             return None
     if not np.any(img.mask):
         return None
+    if layer.per_km2:
+        west, south, east, north = tms.bounds(t.x, t.y, t.z)
+        area = cell_area_km2(item, (south + north) / 2)
+        if area:
+            img.array = img.array.astype(np.float32) / np.float32(area)
+    return img
+
+
+def render(path: Path, layer: RasterLayer, item: RasterItem, t: gtms.TileAddress, fmt: str = "png",
+           tilesize: int = 256) -> bytes | None:
+    """The tile ``t`` of ``layer`` from the COG at ``path``; None when the tile has no data.
+
+    Parameters
+    ----------
+    path : Path
+        The item's COG.
+    layer : RasterLayer
+        Band, colour map, rescaling, and whether cells are drawn per km2.
+    item : RasterItem
+        The item (its nodata value and grid).
+    t : TileAddress
+        The tile.
+    fmt : {"png", "webp"}
+        Image format.
+
+    Examples
+    --------
+    >>> png = render(cog, layer, item, check_tile("WebMercatorQuad", 10, 484, 815))  # doctest: +SKIP
+    """
+    img = tile_data(path, layer, item, t, tilesize)
+    if img is None:
+        return None
     if layer.rescale is not None:
         img = img.rescale(in_range=(tuple(layer.rescale),))
     elif img.data.dtype != np.uint8:
@@ -84,6 +98,41 @@ def render(path: Path, layer: RasterLayer, item: RasterItem, t: gtms.TileAddress
         img = img.rescale(in_range=((lo, hi if hi > lo else lo + 1),))
     driver, _ = FORMATS[fmt]
     return img.render(img_format=driver, colormap=colormap(layer.colormap))
+
+
+#: km per degree of latitude, and per degree of longitude at the equator (WGS 84, mean)
+KM_PER_DEGREE_LAT = 110.574
+KM_PER_DEGREE_LON = 111.320
+
+
+def cell_area_km2(item: RasterItem, latitude: float) -> float | None:
+    """Area of one cell of ``item`` in km2: for a geographic grid at ``latitude``, for a projected
+    one (metres) its x by y size; None when the item's grid is not known.
+
+    Examples
+    --------
+    >>> item = RasterItem("c", "i", "h", "s", (0, 0, 1, 1), None, None, (1 / 1200, 1 / 1200), 4326)
+    >>> round(cell_area_km2(item, 10.8), 5)   # a 3 arc-second cell at HCMC's latitude
+    0.0084
+    """
+    if not item.resolution:
+        return None
+    rx, ry = item.resolution
+    if _geographic(item.epsg):
+        return float(rx * KM_PER_DEGREE_LON * np.cos(np.radians(latitude)) * ry * KM_PER_DEGREE_LAT)
+    return rx * ry / 1e6
+
+
+@lru_cache(maxsize=64)
+def _geographic(epsg: int | None) -> bool:
+    if epsg is None:
+        return False
+    from pyproj import CRS
+
+    try:
+        return CRS.from_epsg(epsg).is_geographic
+    except Exception:  # noqa: BLE001 - an unknown code: treat as projected (metres)
+        return False
 
 
 def legend(layer: RasterLayer, steps: int = 6) -> list[dict]:
