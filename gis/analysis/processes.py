@@ -141,8 +141,10 @@ def nearest(dsn, *, origins, worldpop, zones, categories, directed, max_snap_m, 
     return out
 
 
-def access(dsn, *, worldpop, zones, categories, distances_km, minutes, directed, max_snap_m, aoi,
-           progress=None, client=None):
+def _health_inputs(dsn, worldpop, zones, categories, directed, aoi, progress, client):
+    """What the population-based health analyses start from, in three progress steps of which two
+    are done here: the zones, the facilities (found a little beyond the area), the population points
+    and the road graph."""
     steps = Steps(progress, 3)
     z = _zones(dsn, zones, aoi)
     fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
@@ -150,6 +152,12 @@ def access(dsn, *, worldpop, zones, categories, distances_km, minutes, directed,
     steps.next()
     g = _graph(dsn, directed, aoi)
     steps.next()
+    return steps, z, fac, pts, g
+
+
+def access(dsn, *, worldpop, zones, categories, distances_km, minutes, directed, max_snap_m, aoi,
+           progress=None, client=None):
+    steps, z, fac, pts, g = _health_inputs(dsn, worldpop, zones, categories, directed, aoi, progress, client)
     out = _health.population_access(pts, fac, graph=g, zones=z, distances_km=distances_km, minutes=minutes,
                                     max_snap_m=max_snap_m)
     steps.next()
@@ -158,13 +166,7 @@ def access(dsn, *, worldpop, zones, categories, distances_km, minutes, directed,
 
 def two_sfca(dsn, *, worldpop, zones, categories, catchment_min, decay, default_capacity, per, directed,
              max_snap_m, aoi, progress=None, client=None):
-    steps = Steps(progress, 3)
-    z = _zones(dsn, zones, aoi)
-    fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
-    pts = _points(worldpop, z, client)
-    steps.next()
-    g = _graph(dsn, directed, aoi)
-    steps.next()
+    steps, z, fac, pts, g = _health_inputs(dsn, worldpop, zones, categories, directed, aoi, progress, client)
     out = _health.two_step_fca(pts, fac, graph=g, catchment_min=catchment_min, decay=decay,
                                default_capacity=default_capacity, per=per, max_snap_m=max_snap_m,
                                client=client, progress=steps.sub)
@@ -174,13 +176,7 @@ def two_sfca(dsn, *, worldpop, zones, categories, catchment_min, decay, default_
 
 def underserved(dsn, *, worldpop, zones, categories, catchment_min, ratio, directed, max_snap_m, aoi,
                 progress=None, client=None):
-    steps = Steps(progress, 3)
-    z = _zones(dsn, zones, aoi)
-    fac = load_facilities(dsn, tuple(categories), aoi=_grow(aoi, dsn))
-    pts = _points(worldpop, z, client)
-    steps.next()
-    g = _graph(dsn, directed, aoi)
-    steps.next()
+    steps, z, fac, pts, g = _health_inputs(dsn, worldpop, zones, categories, directed, aoi, progress, client)
     acc = _health.two_step_fca(pts, fac, graph=g, catchment_min=catchment_min, max_snap_m=max_snap_m,
                                client=client, progress=steps.sub)
     out = _health.underserved_wards(acc, z, ratio=ratio)
