@@ -239,6 +239,7 @@ def run_ingest(
                 # not even into the rejects file
                 private_columns = {resolved[f.name] for f in kind.fields
                                    if f.private and resolved.get(f.name)}
+                key_hashes: list = []  # one hash of each staged row's natural key
                 try:
                     loader.start()
                     for batch in iter_batches(src, opts.batch_size, encoding):
@@ -254,6 +255,7 @@ def run_ingest(
                             _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
                         if client_hashes:
                             norm.rows["client_hash"] = m.client_hashes(norm.rows, kind)
+                        key_hashes.append(m.key_hashes(norm.rows, kind))
                         loader.put(norm.rows)
                         if progress:
                             progress(result.read, src.count)
@@ -261,7 +263,8 @@ def run_ingest(
                 finally:
                     loader.abort()  # an error or an interruption: stop the worker before the rollback
                 result.text_encoding = src.text_encoding
-                problems = m.stage_problems(conn, kind, first_load=loader.direct)
+                problems = m.stage_problems(conn, kind, first_load=loader.direct,
+                                            keys_unique=m.all_distinct(key_hashes))
                 if problems:
                     extra = pd.DataFrame(problems, columns=["fid", "reason"])
                     rejects.append(extra)

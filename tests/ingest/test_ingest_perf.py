@@ -288,3 +288,23 @@ def test_client_row_hashes_are_the_databases(dsn):
         conn.execute("UPDATE stage SET client_hash = 'x' WHERE fid = 50")
         with pytest.raises(RuntimeError, match="feature 50"):
             m.check_client_hashes(conn, kind)
+
+
+def test_the_clients_key_check_sees_equal_keys_whatever_the_dtypes():
+    """The duplicate search is left out only when the client's key hashes are all distinct: equal
+    keys must hash alike across batches of other dtypes (nullable ints, floats, NaN or None)."""
+    import numpy as np
+    import pandas as pd
+
+    from ingest import merge as m
+    from ingest.kinds import KINDS
+
+    kind = KINDS["cadastral"]
+    a = pd.DataFrame({"commune_code": ["26734", "26734", None],
+                      "sheet_no": pd.array([5, 5, None], dtype="Int64"), "parcel_no": [1, 2, 3]})
+    b = pd.DataFrame({"commune_code": ["26734", np.nan], "sheet_no": np.array([5.0, np.nan]),
+                      "parcel_no": np.array([1, 3], dtype=np.int32)})
+    assert m.all_distinct([m.key_hashes(a, kind)])
+    assert not m.all_distinct([m.key_hashes(a, kind), m.key_hashes(b, kind)])  # both rows of b repeat a's
+    assert m.all_distinct([m.key_hashes(a, kind), m.key_hashes(b.iloc[[1]].assign(parcel_no=4), kind)])
+    assert m.all_distinct([])
