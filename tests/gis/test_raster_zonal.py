@@ -15,29 +15,9 @@ from gis import crs as gcrs
 from gis.errors import CRSError
 from gis.raster.zonal import cell_coverage, compute_zonal, polygon_coverage, zonal_to_postgis
 
-from raster_helpers import exactextract_ops
+from raster_helpers import WARDS, exactextract_ops, load_wards
 
-WARDS = "vn-provinces-db-2025/hcmc_wards_2025.geojson"
 POP = "geoglue-kraemer/worldpop/vnm_ppp_{}_1km_Aggregated_UNadj.tif"
-
-
-def load_wards(dsn: str, shared_data) -> gpd.GeoDataFrame:
-    """The 168 real 2025 wards into admin.units (as the admin ingest would)."""
-    w = gpd.read_file(shared_data / WARDS)
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        for r in w.itertuples():
-            geom = (
-                r.geometry
-                if r.geometry.geom_type == "MultiPolygon"
-                else shapely.MultiPolygon([r.geometry])
-            )
-            cur.execute(
-                "INSERT INTO admin.units (level, code, name, name_en, unit_type, valid_from, source, "
-                "row_hash, area_km2, geom) VALUES ('ward', %s, %s, %s, %s, '2025-07-01', 'test', 'x', %s, "
-                "ST_GeomFromWKB(%s, 4326))",
-                (r.code, r.fullName, r.fullNameEn, r.fullName.split(" ")[0], r.areaKm2, geom.wkb),
-            )
-    return w
 
 
 def _raster_total_over(path, union) -> float:

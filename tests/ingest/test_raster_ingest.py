@@ -354,7 +354,7 @@ def test_cli_ingest_list_and_zonal(dsn, shared_data, tmp_path, monkeypatch):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "_raster_zonal_helpers", Path(__file__).parents[1] / "gis" / "test_raster_zonal.py"
+        "_raster_helpers", Path(__file__).parents[1] / "gis" / "raster_helpers.py"
     )
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)
