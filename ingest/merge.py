@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from gis.arrow import fixed_width_binary
 from ingest.kinds import Kind
 
 #: The job's temporary staging tables (their names appear in the job's statements as they are).
@@ -165,15 +166,9 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x0
 _COPY_TRAILER = b"\xff\xff"
 
 
-def _fixed_width_binary(data: bytes, width: int, n: int) -> pa.Array:
-    """n values of ``width`` bytes each, as an Arrow binary array (no copy of ``data``)."""
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-
-
 def _lengths(lens: np.ndarray) -> pa.Array:
     """The 4-byte big-endian length words of a binary COPY (-1: NULL)."""
-    return _fixed_width_binary(lens.astype(">i4").tobytes(), 4, len(lens))
+    return fixed_width_binary(lens.astype(">i4").tobytes(), 4, len(lens))
 
 
 def _copy_field(pg_type: str, col: pd.Series) -> tuple[pa.Array | pa.Scalar, pa.Array] | None:
@@ -189,7 +184,7 @@ def _copy_field(pg_type: str, col: pd.Series) -> tuple[pa.Array | pa.Scalar, pa.
         np_type, be_type = (np.int64, ">i8") if pg_type == "int8" else (np.float64, ">f8")
         values = col.to_numpy(dtype=np_type, na_value=0)
         if not null.any():
-            return pa.scalar(b"\x00\x00\x00\x08", pa.binary()), _fixed_width_binary(
+            return pa.scalar(b"\x00\x00\x00\x08", pa.binary()), fixed_width_binary(
                 values.astype(be_type).tobytes(), 8, n)
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(np.where(null, 0, 8), out=offsets[1:])
