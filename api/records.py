@@ -178,9 +178,13 @@ def collection_members(info, lang: str) -> dict:
     return out
 
 
-def _instant(text: str) -> datetime:
-    """An RFC 3339 / ISO 8601 time as an aware datetime (UTC when it names no zone), for ordering."""
-    t = datetime.fromisoformat(text)
+def _instant(text) -> datetime | None:
+    """An RFC 3339 / ISO 8601 time as an aware datetime (UTC when it names no zone), for ordering;
+    None when it is not one (then it does not count towards the catalogue's extent)."""
+    try:
+        t = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -205,9 +209,9 @@ def _catalog_doc(request: Request, lang: str, is_self: bool, fmt: str = "json") 
                                        max(b[2] for b in boxes), max(b[3] for b in boxes)]],
                              "crs": gmeta.CRS84}
     intervals = [t for _, t in spans if t]
-    starts = [t[0] for t in intervals if t[0]]
+    starts = [t[0] for t in intervals if t[0] and _instant(t[0])]
     if starts:
-        ends = [t[1] for t in intervals if t[1]]
+        ends = [t[1] for t in intervals if t[1] and _instant(t[1])]
         open_end = any(not t[1] for t in intervals)
         extent["temporal"] = {"interval": [[min(starts, key=_instant),
                                             None if open_end or not ends else max(ends, key=_instant)]],

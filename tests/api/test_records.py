@@ -407,3 +407,13 @@ def test_raster_datasets_in_the_dcat_feed_and_no_server_path(raster_client):
         for secret in secrets:
             assert secret not in text, secret
     assert c.source.name in outputs[-1]  # the lineage names the source file, by name only
+
+
+def test_catalogue_extent_times_are_ordered_as_instants():
+    """Times of other zones or forms order by the instant they name; text that is no time is left out."""
+    from api.records import _instant
+
+    times = ["2024-01-01T05:00:00+07:00", "2023-12-31T23:00:00Z", "2024-01-01"]
+    assert min(times, key=_instant) == "2024-01-01T05:00:00+07:00"  # 22:00 UTC: before the "2023" text
+    assert max(times, key=_instant) == "2024-01-01"
+    assert _instant("not a time") is None and _instant(None) is None
