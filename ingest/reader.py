@@ -348,7 +348,7 @@ def _fix_column(source: Source, name: str, arr: pa.Array, start: int, encoding: 
         return pd.Series(out, dtype=object)
     if enc in LEGACY:
         return pd.Series([None if v is None else text.fix_text(v, enc) for v in arr.to_pylist()], dtype=object)
-    return pc.utf8_normalize(arr, "NFC").to_pandas()
+    return text.nfc_array(arr).to_pandas()
 
 
 def _decide_encoding(source: Source, arr: pa.Array, explicit: str | None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from gis.errors import GisError, InputError
@@ -15,6 +17,7 @@ from gis.text import (
     encode_tcvn3,
     encode_vni,
     fix_text,
+    nfc_array,
     to_nfc,
 )
 
@@ -498,3 +501,24 @@ def test_syllable_check_rejects_mojibake():
 
     for word in ("thµnh", "hå", "thaønh", "ñöôøng", "quën", "thổnh", "bỡnh", "cầ", "tháng̀"):
         assert not _is_syllable(word), word
+
+
+# -- nfc_array: NFC of an Arrow column, normalising only what may not be NFC ----------------------
+def _nfc_cases() -> list[str | None]:
+    """Every BMP character alone, after a starter, before a combining mark, after a Hangul leading
+    consonant, and a few sequences the quick check must not take for NFC."""
+    chars = [chr(c) for c in range(0x20, 0x10000) if not 0xD800 <= c <= 0xDFFF]
+    cases: list[str | None] = [None, "", "abc", "Phường", "Nguyễn Thị Trang"]
+    cases += chars + ["a" + c for c in chars] + [c + "\u0301" for c in chars] + ["\u1100" + c for c in chars]
+    cases += ["Phu\u031bo\u031b\u0300ng", "e\u0323\u0301", "e\u0301\u0323", "\u212b", "\u0958", "\u0b47\u0b3e",
+              "x\U0001D15E", "\U0002F800", "\u1100\u1161\u11a8", "a\u0345\u0300", "co\u0301 "]
+    return cases
+
+
+def test_nfc_array_equals_arrow_utf8_normalize():
+    arr = pa.array(_nfc_cases(), pa.string())
+    assert nfc_array(arr).equals(pc.utf8_normalize(arr, "NFC"))
+    nfd = pa.array(["Phường", "Đường Phan Đăng Lưu", None], pa.string())
+    assert nfc_array(pc.utf8_normalize(nfd, "NFD")).to_pylist() == ["Phường", "Đường Phan Đăng Lưu", None]
+    nfc = pa.array(["Phường", "abc", None], pa.string())
+    assert nfc_array(nfc) is nfc  # nothing to normalise: the array as it was
