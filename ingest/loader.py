@@ -10,9 +10,10 @@ staging (every kind, every load)
     each batch is COPYed into the ``stage`` table; the merge runs after the last batch.
 direct (a first load of a large cadastral file into an empty ``cadastral.parcels``)
     the secondary indexes and the foreign keys of the parcels (except those to ``ingest.runs``) are
-    dropped before the first batch, and each batch goes from its own staging table straight into
-    ``cadastral.parcels`` and ``private.parcel_owners`` (the parcel ids are drawn during the COPY):
-    there is nothing to compare with, so no history comparison is needed. ``stage`` keeps only the
+    dropped before the first batch (plain btree indexes stay: the database keeps them up to date
+    while the client normalises the next batch), and each batch goes from its own staging table
+    straight into ``cadastral.parcels`` and ``private.parcel_owners`` (the parcel ids are drawn
+    during the COPY): there is nothing to compare with, so no history comparison is needed. ``stage`` keeps only the
     keys and lineage references, for the checks across the whole file. The rows those checks reject
     are deleted again (:func:`ingest.merge.drop_rejected`), and the indexes and foreign keys are
     rebuilt and validated in one pass each at the end (:func:`ingest.merge.merge`), inside the same
@@ -95,7 +96,8 @@ class Loader:
         the worker."""
         if self.direct:
             _create_direct_stage(self.conn, self.kind)
-            self.restore = m.drop_for_bulk_load(self.conn, self.kind) + _suspend_tile_log(self.conn, self.kind)
+            self.restore = (m.drop_for_bulk_load(self.conn, self.kind, keep_btree=True)
+                            + _suspend_tile_log(self.conn, self.kind))
             self._statements = _direct_statements(self.conn, self.kind, self.run_id, self.valid_from)
         else:
             m.create_stage(self.conn, self.kind)
