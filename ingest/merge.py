@@ -90,7 +90,16 @@ def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame, table: s
 def geom_md5(geoms: pd.Series) -> list[str]:
     """The md5 (hex) of each geometry's EWKB: part of the row hash, computed by the client rather
     than by the server (PostgreSQL's md5() of a bytea is the hex digest of the same bytes)."""
-    return [hashlib.md5(g).hexdigest() for g in geoms.tolist()]
+    if isinstance(geoms.dtype, pd.ArrowDtype):  # normalise's EWKB: Arrow's list, not pandas' iteration
+        values = pa.array(geoms.array).to_pylist()
+    else:
+        values = geoms.tolist()
+    return md5_hex(values)
+
+
+def md5_hex(values: list[bytes]) -> list[str]:
+    """The md5 (hex digest) of each bytes value."""
+    return [hashlib.md5(v).hexdigest() for v in values]
 
 
 # record_out (the text of ROW(...)) quotes a value that is empty or holds one of these
@@ -132,11 +141,16 @@ def _row_text_field(pg_type: str, col: pd.Series) -> tuple[pa.Array, np.ndarray]
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
         size = np.abs(values)
         # float8out (extra_float_digits > 0) writes the shortest exact digits, as repr() does, in
-        # positional notation for decimal exponents -4 to 14 (repr: to 15), without repr's ".0"
+        # positional notation for decimal exponents -4 to 14 (repr: to 15), without repr's ".0".
+        # Arrow's cast writes the same shortest digits, but in places with an exponent (from about
+        # 17 digits on): those values are written by repr().
         exact = null | (np.isfinite(values) & ((values == 0) | ((size >= 1e-4) & (size < 1e15))))
-        text = [("" if isnull else r[:-2] if (r := repr(v)).endswith(".0") else r) if ok else ""
-                for v, isnull, ok in zip(values.tolist(), null.tolist(), exact.tolist())]
-        return pa.array(text, pa.string()), exact
+        text = pc.cast(pa.array(np.where(exact & ~null, values, 0.0)), pa.string())
+        other = np.flatnonzero(pc.match_substring(text, "e").to_numpy(zero_copy_only=False))
+        if len(other):
+            text = pc.replace_with_mask(text, _mask(n, other), pa.array(
+                [r[:-2] if (r := repr(v)).endswith(".0") else r for v in values[other].tolist()], pa.string()))
+        return pc.if_else(_mask(n, np.flatnonzero(exact & ~null)), text, ""), exact
     return None
 
 
@@ -159,7 +173,17 @@ def client_hashes(rows: pd.DataFrame, kind: Kind) -> list[str | None]:
     md5s = pa.array(rows["geom_md5"].tolist() if "geom_md5" in rows else geom_md5(rows["geom"]), pa.string())
     parts += [pa.scalar(")"), md5s]
     text = pc.binary_join_element_wise(*parts, pa.scalar("")).cast(pa.binary())
-    return [hashlib.md5(t).hexdigest() if ok else None for t, ok in zip(text.to_pylist(), exact.tolist())]
+    hashes: list[str | None] = md5_hex(text.to_pylist())
+    for i in np.flatnonzero(~exact).tolist():
+        hashes[i] = None
+    return hashes
+
+
+def _mask(n: int, true_at: np.ndarray) -> pa.Array:
+    """A boolean Arrow array of ``n`` values, true at the given positions."""
+    mask = np.zeros(n, dtype=bool)
+    mask[true_at] = True
+    return pa.array(mask)
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
