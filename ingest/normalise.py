@@ -152,16 +152,103 @@ def normalise_geometry(geoms: np.ndarray, kind: Kind, rej: Rejector, invalid: st
                         rej.reason[i] = "geometry degenerates when reprojected"
                     else:
                         geoms[i] = g
-    if kind.geometry == "polygon":
-        # One canonical form whatever the format wrote (Shapefiles store exteriors clockwise,
-        # GeoPackage and GeoJSON usually counter-clockwise; a repair's output depends on the input
-        # ring's start and direction): the same parcel gives the same bytes, so the same row hash,
-        # from every format. Canonical ring starts and part order (normalize), then exteriors
-        # counter-clockwise (OGC, RFC 7946). Lines are left alone: their direction means something.
-        live = rej.ok
-        if live.any():
-            geoms[live] = shapely.orient_polygons(shapely.normalize(geoms[live]), exterior_cw=False)
     return geoms, repaired
+
+
+def canonical_ewkb(geoms: np.ndarray, family: str, srid: int) -> pd.api.extensions.ExtensionArray:
+    """EWKB of normalised geometries, polygons in their canonical form.
+
+    One canonical form whatever the format wrote (Shapefiles store exteriors clockwise, GeoPackage
+    and GeoJSON usually counter-clockwise; a repair's output depends on the input ring's start and
+    direction): the same parcel gives the same bytes, so the same row hash, from every format.
+    Canonical ring starts and part order (``shapely.normalize``), then exteriors counter-clockwise
+    (``shapely.orient_polygons``: OGC, RFC 7946). Lines are left alone: their direction means
+    something.
+
+    Polygons of one ring, most parcels, lots and footprints, are put in that form by
+    :func:`_simple_polygons_ewkb` with numpy on their coordinates, to the same bytes; the others by
+    GEOS.
+    """
+    if family != "polygon" or not len(geoms):
+        return ewkb(geoms, srid)
+    simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
+    done = _simple_polygons_ewkb(geoms[simple], srid) if simple.any() else None
+    if done is not None and simple.all():
+        return pd.arrays.ArrowExtensionArray(done)
+    if done is None:
+        simple[:] = False
+        done = pa.array([], pa.binary())
+    rest = np.flatnonzero(~simple)
+    other = ewkb(shapely.orient_polygons(shapely.normalize(geoms[rest]), exterior_cw=False), srid)
+    # the two parts back in the rows' order
+    order = np.empty(len(geoms), dtype=np.int64)
+    order[np.flatnonzero(simple)] = np.arange(int(simple.sum()))
+    order[rest] = np.arange(len(rest)) + int(simple.sum())
+    joined = pa.concat_arrays([done, pa.array(other)])
+    return pd.arrays.ArrowExtensionArray(joined.take(pa.array(order)))
+
+
+def _simple_polygons_ewkb(geoms: np.ndarray, srid: int) -> pa.Array | None:
+    """EWKB of 2D Polygons without holes in GEOS's normalised, counter-clockwise form.
+
+    What ``orient_polygons(normalize(g), exterior_cw=False)`` does to one ring: it starts at its
+    smallest point (x, then y; the first one if it occurs twice) and turns counter-clockwise.
+    The orientation is the sign of the ring's area (shoelace on coordinates relative to the
+    ring's first point). None when one area is too close to 0 for its sign to be certain: GEOS
+    decides then.
+    """
+    coords = shapely.get_coordinates(geoms)
+    counts = shapely.get_num_coordinates(geoms).astype(np.int64)  # closed rings: first == last
+    n = len(counts)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    ring = np.repeat(np.arange(n), counts)
+    pos = np.arange(len(coords)) - starts[ring]
+    x, y = coords[:, 0], coords[:, 1]
+    closing = pos == counts[ring] - 1
+    # smallest point: smallest x, then smallest y among those, first occurrence
+    minx = np.minimum.reduceat(np.where(closing, np.inf, x), starts)
+    cand = ~closing & (x == minx[ring])
+    miny = np.minimum.reduceat(np.where(cand, y, np.inf), starts)
+    hit = np.flatnonzero(cand & (y == miny[ring]))
+    first = np.ones(len(hit), dtype=bool)
+    first[1:] = ring[hit][1:] != ring[hit][:-1]
+    k = pos[hit[first]]  # one per ring, in ring order
+    # twice the signed area, relative to each ring's first point (exact enough to trust its sign
+    # when far from 0; else None)
+    dx, dy = x - x[starts][ring], y - y[starts][ring]
+    nxt = np.minimum(np.arange(len(coords)) + 1, len(coords) - 1)
+    term = np.where(closing, 0.0, dx * dy[nxt] - dx[nxt] * dy)
+    area2 = np.add.reduceat(term, starts)
+    width = np.maximum.reduceat(np.abs(dx), starts)
+    height = np.maximum.reduceat(np.abs(dy), starts)
+    if not (np.abs(area2) > 1e-9 * counts * width * height).all():
+        return None
+    ccw = area2 > 0
+    # the source point of each output point: rotated to start at k, reversed when clockwise
+    m1 = (counts - 1)[ring]
+    j = pos
+    src = np.where(ccw[ring], (k[ring] + j) % m1, (k[ring] - j) % m1) + starts[ring]
+    out_xy = coords[src]
+    # EWKB: byte order, type (Polygon | SRID flag), SRID, 1 ring, point count, points
+    head = np.zeros((n, 17), dtype=np.uint8)
+    head[:, 0] = 1
+    head[:, 1:5] = np.frombuffer(np.uint32(0x20000003).astype("<u4").tobytes(), np.uint8)
+    head[:, 5:9] = np.frombuffer(np.uint32(srid).astype("<u4").tobytes(), np.uint8)
+    head[:, 9:13] = np.frombuffer(np.uint32(1).astype("<u4").tobytes(), np.uint8)
+    head[:, 13:17] = counts.astype("<u4").view(np.uint8).reshape(n, 4)
+    sizes = 17 + 16 * counts
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    if offsets[-1] >= 2 ** 31:
+        return None
+    data = np.empty(int(offsets[-1]), dtype=np.uint8)
+    hpos = offsets[:-1, None] + np.arange(17)
+    data[hpos] = head
+    body = np.ones(len(data), dtype=bool)
+    body[hpos.ravel()] = False
+    data[body] = out_xy.astype("<f8").view(np.uint8).ravel()
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
 
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0", "-1", "có"}
@@ -367,7 +454,7 @@ def normalise_batch(batch, kind: Kind, mapping: Mapping, resolved: dict, reproje
     ok = rej.ok
     rows = df[ok].copy()
     rows.insert(0, "fid", batch.fids[ok])
-    rows["geom"] = ewkb(geoms[ok], 4326)
+    rows["geom"] = canonical_ewkb(geoms[ok], kind.geometry, 4326)
     rows["geom_md5"] = geom_md5(rows["geom"])
     bad = ~ok & ~skip
     rejects = pd.DataFrame({"fid": batch.fids[bad], "reason": rej.reason[bad]})
