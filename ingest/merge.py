@@ -20,7 +20,7 @@ from gis.arrow import fixed_width_binary
 from ingest.kinds import Kind
 
 #: The job's temporary staging tables (their names appear in the job's statements as they are).
-STAGE_TABLES = ("stage", "stage_batch")
+STAGE_TABLES = ("stage", "stage_batch", "stage_sample")
 
 PG_TYPES = {"text": "text", "int": "int8", "float": "float8", "date": "date", "bool": "bool"}
 
@@ -481,26 +481,18 @@ def _bulk_first_load(conn: psycopg.Connection, kind: Kind) -> list:
     return drop_for_bulk_load(conn, kind)
 
 
-def drop_for_bulk_load(conn: psycopg.Connection, kind: Kind, *, keep_btree: bool = False) -> list:
+def drop_for_bulk_load(conn: psycopg.Connection, kind: Kind) -> list:
     """Drop the secondary indexes and the foreign keys of the kind's (empty) table and of the tables
     referencing it, except those to ``ingest.runs``; return the statements that restore them
-    (indexes first, then the foreign keys, validated).
-
-    ``keep_btree``: plain btree indexes (not unique, not partial) stay and are kept up to date as
-    the rows arrive. For a load that streams batches (:mod:`ingest.loader`) that is cheaper in
-    time: the database maintains them while the client normalises the next batch, instead of
-    rebuilding them after the last batch with nothing to overlap (about 1.5 s for 1M parcels).
-    """
+    (indexes first, then the foreign keys, validated)."""
     schema = kind.table.split(".")[0]
     # unique indexes stay for the kinds whose merge is an INSERT ... ON CONFLICT on them
     rows = conn.execute(
         "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x "
         "JOIN pg_class c ON c.oid = x.indexrelid "
         "WHERE x.indrelid = %s::regclass AND NOT x.indisprimary AND (%s OR NOT x.indisunique) "
-        "AND NOT (%s AND NOT x.indisunique AND x.indpred IS NULL "
-        "         AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')) "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)",
-        (kind.table, kind.name == "cadastral", keep_btree)).fetchall()
+        (kind.table, kind.name == "cadastral")).fetchall()
     for name, _ in rows:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
     restore: list = [d for _, d in rows]
