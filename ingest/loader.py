@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -231,7 +231,7 @@ class Loader:
 #: The columns a direct COPY writes into cadastral.parcels (valid_to: NULL, its default).
 _PARCEL_COLUMNS = ("parcel_id", "commune_code", "sheet_no", "parcel_no", "land_use", "legal_area_m2", "address",
                    "owner_type", "valid_from", "source", "licence", "run_id", "row_hash", "geom")
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _copy(conn: psycopg.Connection, table: str, names, columns: list) -> None:
@@ -301,7 +301,7 @@ def _numeric_cents(col: pd.Series) -> pa.Array | None:
     # a half cent, the decimal itself decides
     near = np.flatnonzero(np.abs(c - np.floor(c) - 0.5) <= 1e-13 * np.maximum(c, 1) + 1e-9)
     for i in near.tolist():
-        cents[i] = int(Decimal("%.15g" % v[i]).quantize(Decimal("0.01"), ROUND_HALF_UP) * 100)
+        cents[i] = int(Decimal(f"{v[i]:.15g}").quantize(Decimal("0.01"), ROUND_HALF_UP) * 100)
     whole, frac = np.divmod(cents, 100)
     digits = np.stack([whole // 10 ** 8, whole // 10 ** 4 % 10 ** 4, whole % 10 ** 4, frac * 100], axis=1)
     # ndigits 4, weight 2, sign +, dscale 2, then the 4 base-10000 digits (the database strips the
