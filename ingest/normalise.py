@@ -171,7 +171,8 @@ def canonical_ewkb(geoms: np.ndarray, family: str, srid: int) -> pd.api.extensio
     """
     if family != "polygon" or not len(geoms):
         return ewkb(geoms, srid)
-    simple = (shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
+    simple = ((shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
+              & ~shapely.has_z(geoms))
     done = _simple_polygons_ewkb(geoms[simple], srid) if simple.any() else None
     if done is not None and simple.all():
         return pd.arrays.ArrowExtensionArray(done)

@@ -46,7 +46,8 @@ def test_every_polygon_form_matches_geos_in_the_rows_order():
     simple = list(_polygons(rng, 200))
     with_hole = shapely.Polygon([(0, 0), (0, 10), (10, 10), (10, 0)], [[(2, 2), (4, 2), (4, 4), (2, 4)]])
     multi = shapely.MultiPolygon([shapely.box(5, 5, 6, 6), shapely.box(0, 0, 1, 1)])
-    geoms = np.array(simple[:50] + [with_hole] + simple[50:120] + [multi] + simple[120:], dtype=object)
+    with_z = shapely.Polygon([(1, 1, 5), (0, 1, 5), (0, 0, 5), (1, 0, 5)])
+    geoms = np.array(simple[:50] + [with_hole] + simple[50:120] + [multi, with_z] + simple[120:], dtype=object)
     assert pa.array(canonical_ewkb(geoms, "polygon", 4326)).to_pylist() == _geos(geoms)
 
 
