@@ -188,7 +188,6 @@ class Loader:
             finally:
                 self._busy.clear()
 
-
     def _copy_direct(self, rows: pd.DataFrame) -> bool:
         """COPY one batch straight into ``cadastral.parcels``, ``private.parcel_owners`` and the
         keys into ``stage``, the values written as the statements path's casts write them (see
