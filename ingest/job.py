@@ -230,16 +230,16 @@ def run_ingest(
                 _tune_session(conn)
                 now = opts.valid_from or conn.execute("SELECT now()").fetchone()[0]
                 # batch N is staged by a database thread while batch N+1 is read and normalised here
+                # the row and key hashes are computed by the loader's thread, while this one
+                # normalises the next batch
                 loader = Loader(conn, kind, run_id=run_id, valid_from=now,
-                                direct=takes_direct_path(conn, kind, src.count))
+                                direct=takes_direct_path(conn, kind, src.count),
+                                client_hashes=m.client_hashing(conn))
                 result.extra["direct_first_load"] = loader.direct
-                # the row hashes are computed here, while the database works on the batch before
-                client_hashes = m.client_hashing(conn)
                 # personal data (owner names, id numbers) never leaves the database's private schema:
                 # not even into the rejects file
                 private_columns = {resolved[f.name] for f in kind.fields
                                    if f.private and resolved.get(f.name)}
-                key_hashes: list = []  # one hash of each staged row's natural key
                 try:
                     loader.start()
                     for batch in iter_batches(src, opts.batch_size, encoding):
@@ -253,9 +253,6 @@ def run_ingest(
                         if len(norm.rejects):
                             rejects.append(norm.rejects)
                             _keep_source_rows(source_rows, batch, norm.rejects["fid"], private_columns)
-                        if client_hashes:
-                            norm.rows["client_hash"] = m.client_hashes(norm.rows, kind)
-                        key_hashes.append(m.key_hashes(norm.rows, kind))
                         loader.put(norm.rows)
                         if progress:
                             progress(result.read, src.count)
@@ -264,7 +261,7 @@ def run_ingest(
                     loader.abort()  # an error or an interruption: stop the worker before the rollback
                 result.text_encoding = src.text_encoding
                 problems = m.stage_problems(conn, kind, first_load=loader.direct,
-                                            keys_unique=m.all_distinct(key_hashes))
+                                            keys_unique=m.all_distinct(loader.key_hashes))
                 if problems:
                     extra = pd.DataFrame(problems, columns=["fid", "reason"])
                     rejects.append(extra)

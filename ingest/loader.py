@@ -75,6 +75,10 @@ class Loader:
         Start of validity of the new parcel versions (direct mode).
     direct : bool
         Direct first-load mode (see :func:`takes_direct_path`).
+    client_hashes : bool
+        Whether the worker computes the row hashes (:func:`ingest.merge.client_hashes`) before it
+        stages a batch; else the database does. It also keeps a hash of each row's natural key
+        (:attr:`key_hashes`, for :func:`ingest.merge.all_distinct`).
     depth : int
         Batches queued for the worker at most (memory: about ``depth + 2`` batches in flight).
 
@@ -88,9 +92,10 @@ class Loader:
     """
 
     def __init__(self, conn: psycopg.Connection, kind: Kind, *, run_id: int, valid_from, direct: bool,
-                 depth: int = 1) -> None:
+                 client_hashes: bool = False, depth: int = 1) -> None:
         self.conn, self.kind, self.run_id, self.valid_from = conn, kind, run_id, valid_from
-        self.direct = direct
+        self.direct, self.client_hashes = direct, client_hashes
+        self.key_hashes: list = []  # per staged batch, a hash of each row's natural key
         self.restore: list[sql.Composable | str] = []  # direct mode: rebuilds indexes and foreign keys
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -173,6 +178,9 @@ class Loader:
                 return
             self._busy.set()
             try:
+                if self.client_hashes:
+                    rows["client_hash"] = m.client_hashes(rows, self.kind)
+                self.key_hashes.append(m.key_hashes(rows, self.kind))
                 if self.direct:
                     if not self._copy_direct(rows):
                         m.copy_rows(self.conn, self.kind, rows, table="stage_batch")
