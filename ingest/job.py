@@ -229,9 +229,8 @@ def run_ingest(
                 ).fetchone()[0]
                 _tune_session(conn)
                 now = opts.valid_from or conn.execute("SELECT now()").fetchone()[0]
-                # batch N is staged by a database thread while batch N+1 is read and normalised here
-                # the row and key hashes are computed by the loader's thread, while this one
-                # normalises the next batch
+                # batch N is hashed and staged by the loader's thread while batch N+1 is read and
+                # normalised here
                 loader = Loader(conn, kind, run_id=run_id, valid_from=now,
                                 direct=takes_direct_path(conn, kind, src.count),
                                 client_hashes=m.client_hashing(conn))

@@ -242,14 +242,9 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _copy(conn: psycopg.Connection, table: str, names, columns: list) -> None:
-    data = m.encode_binary_copy(columns)
-    if data is None:  # pragma: no cover - parcel_copy_columns only hands over columns it encodes
+    if not m.copy_columns(conn, sql.Identifier(*table.split(".")), names, columns):
+        # parcel_copy_columns hands over only columns the encoder takes: a bug if it comes here
         raise RuntimeError(f"a direct COPY into {table} could not be encoded")
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, names)))
-    with conn.cursor().copy(stmt) as copy:
-        for chunk in data:
-            copy.write(chunk)
 
 
 def _raw(arr: pa.Array, index) -> pd.Series:
@@ -266,6 +261,8 @@ def parcel_copy_columns(rows: pd.DataFrame, run_id: int, valid_from) -> list | N
     (``ST_Multi``). None when a value would not be stored exactly so (a row hash the database must
     compute, an out-of-range number, a geometry in another form).
     """
+    if not isinstance(valid_from, datetime) or valid_from.tzinfo is None:
+        return None  # the database decides what a time without a zone means
     n, index = len(rows), rows.index
     if "client_hash" not in rows or rows["client_hash"].isna().any():
         return None
@@ -282,8 +279,6 @@ def parcel_copy_columns(rows: pd.DataFrame, run_id: int, valid_from) -> list | N
     geom = _multi_ewkb(rows["geom"])
     if area is None or geom is None:
         return None
-    if not isinstance(valid_from, datetime) or valid_from.tzinfo is None:
-        return None  # the database decides what a time without a zone means
     micros = (valid_from - _PG_EPOCH) // timedelta(microseconds=1)
     const = pd.Series(np.full(n, micros, dtype=np.int64), index=index)
     run = pd.Series(np.full(n, run_id, dtype=np.int64), index=index)

@@ -64,14 +64,11 @@ def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame, table: s
         rows = rows.assign(client_hash=pd.Series([None] * len(rows), index=rows.index, dtype=object))
     if table not in STAGE_TABLES:
         raise ValueError(f"not a staging table: {table!r}")
+    if copy_columns(conn, sql.SQL(table), names, [(t, rows[name]) for name, t in zip(names, types)]):
+        return len(rows)
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.SQL(table), sql.SQL(", ").join(map(sql.Identifier, names)))
-    data = encode_binary_copy([(t, rows[name]) for name, t in zip(names, types)])
     with conn.cursor().copy(stmt) as copy:
-        if data is not None:
-            for chunk in data:
-                copy.write(chunk)
-            return len(rows)
         copy.set_types(types)
         columns = []
         for name in names:
@@ -85,6 +82,20 @@ def copy_rows(conn: psycopg.Connection, kind: Kind, rows: pd.DataFrame, table: s
         for row in zip(*columns):
             copy.write_row(row)
     return len(rows)
+
+
+def copy_columns(conn: psycopg.Connection, table: sql.Composable, names, columns: list) -> bool:
+    """Binary COPY of typed columns (see :func:`encode_binary_copy`) into ``table``'s ``names``;
+    False, with nothing sent, when some column holds values the encoder does not handle."""
+    data = encode_binary_copy(columns)
+    if data is None:
+        return False
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, names)))
+    with conn.cursor().copy(stmt) as copy:
+        for chunk in data:
+            copy.write(chunk)
+    return True
 
 
 def geom_md5(geoms: pd.Series) -> list[str]:
@@ -145,12 +156,14 @@ def _row_text_field(pg_type: str, col: pd.Series) -> tuple[pa.Array, np.ndarray]
         # Arrow's cast writes the same shortest digits, but in places with an exponent (from about
         # 17 digits on): those values are written by repr().
         exact = null | (np.isfinite(values) & ((values == 0) | ((size >= 1e-4) & (size < 1e15))))
-        text = pc.cast(pa.array(np.where(exact & ~null, values, 0.0)), pa.string())
-        other = np.flatnonzero(pc.match_substring(text, "e").to_numpy(zero_copy_only=False))
-        if len(other):
-            text = pc.replace_with_mask(text, _mask(n, other), pa.array(
-                [r[:-2] if (r := repr(v)).endswith(".0") else r for v in values[other].tolist()], pa.string()))
-        return pc.if_else(_mask(n, np.flatnonzero(exact & ~null)), text, ""), exact
+        written = exact & ~null
+        text = pc.cast(pa.array(np.where(written, values, 0.0)), pa.string())
+        exponent = pc.match_substring(text, "e")
+        if pc.any(exponent).as_py():
+            other = values[exponent.to_numpy(zero_copy_only=False)].tolist()
+            text = pc.replace_with_mask(text, exponent, pa.array(
+                [r[:-2] if (r := repr(v)).endswith(".0") else r for v in other], pa.string()))
+        return pc.if_else(pa.array(written), text, ""), exact
     return None
 
 
@@ -177,13 +190,6 @@ def client_hashes(rows: pd.DataFrame, kind: Kind) -> list[str | None]:
     for i in np.flatnonzero(~exact).tolist():
         hashes[i] = None
     return hashes
-
-
-def _mask(n: int, true_at: np.ndarray) -> pa.Array:
-    """A boolean Arrow array of ``n`` values, true at the given positions."""
-    mask = np.zeros(n, dtype=bool)
-    mask[true_at] = True
-    return pa.array(mask)
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"

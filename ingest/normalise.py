@@ -174,19 +174,17 @@ def canonical_ewkb(geoms: np.ndarray, family: str, srid: int) -> pd.api.extensio
     simple = ((shapely.get_type_id(geoms) == 3) & (shapely.get_num_interior_rings(geoms) == 0)
               & ~shapely.has_z(geoms))
     done = _simple_polygons_ewkb(geoms[simple], srid) if simple.any() else None
-    if done is not None and simple.all():
-        return pd.arrays.ArrowExtensionArray(done)
-    if done is None:
+    if done is None:  # none simple, or an orientation numpy cannot be sure of: GEOS for all
         simple[:] = False
         done = pa.array([], pa.binary())
-    rest = np.flatnonzero(~simple)
-    other = ewkb(shapely.orient_polygons(shapely.normalize(geoms[rest]), exterior_cw=False), srid)
-    # the two parts back in the rows' order
+    if simple.all():
+        return pd.arrays.ArrowExtensionArray(done)
+    other = pa.array(ewkb(shapely.orient_polygons(shapely.normalize(geoms[~simple]), exterior_cw=False), srid))
+    # the two parts back in the rows' order: the simple ones first in the joined array
     order = np.empty(len(geoms), dtype=np.int64)
-    order[np.flatnonzero(simple)] = np.arange(int(simple.sum()))
-    order[rest] = np.arange(len(rest)) + int(simple.sum())
-    joined = pa.concat_arrays([done, pa.array(other)])
-    return pd.arrays.ArrowExtensionArray(joined.take(pa.array(order)))
+    order[simple] = np.arange(len(done))
+    order[~simple] = np.arange(len(other)) + len(done)
+    return pd.arrays.ArrowExtensionArray(pa.concat_arrays([done, other]).take(pa.array(order)))
 
 
 def _simple_polygons_ewkb(geoms: np.ndarray, srid: int) -> pa.Array | None:
