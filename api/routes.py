@@ -18,6 +18,7 @@ from api import parts
 from api.features import PageReader, csv_text, filter_error
 from api.negotiation import MEDIA, language, negotiate
 from api.params import COMMON, check_params, cql2_available, item_query, items_query
+from api.readahead import Page, next_scope, request_key
 from api.state import ApiState, CollectionInfo
 from gis.query import CRS84_URI, SUPPORTED_CRS, FeatureQuery, not_a_feature
 
@@ -570,15 +571,16 @@ def _page_links(
     return links, nav
 
 
-def _tail(request: Request, reader: PageReader, media: str, fmt: str) -> bytes:
+def _tail(request: Request, reader: PageReader, media: str, fmt: str) -> tuple[bytes, str | None]:
+    """The end of a page's JSON (counts, time stamp, links), and its next page's URL."""
     page = reader.page
-    links, _ = _page_links(request, reader, media, fmt)
+    links, nav = _page_links(request, reader, media, fmt)
     tail = {"numberReturned": page.returned}
     if page.matched is not None:
         tail["numberMatched"] = page.matched
     tail["timeStamp"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     tail["links"] = links
-    return b"]," + orjson.dumps(tail)[1:]
+    return b"]," + orjson.dumps(tail)[1:], nav["next_url"]
 
 
 async def _json_body(
@@ -592,9 +594,66 @@ async def _json_body(
                 yield sep + b",".join([r[0] for r in rows])
                 sep = b","
         await reader.finish()
-        yield _tail(request, reader, media, fmt)
+        tail, next_url = _tail(request, reader, media, fmt)
+        if reader.q.cursor is not None:  # this client follows next links: it will ask for more
+            _read_ahead(request, next_url)
+        yield tail
     finally:
         await reader.close()
+
+
+def _read_ahead(request: Request, next_url: str | None) -> None:
+    """Start computing the page at ``next_url`` for this client (see :mod:`api.readahead`)."""
+    scope = request.scope
+    if scope.get("gis.read_ahead"):  # a page computed ahead: tell it where its walk goes on
+        scope["gis.next_url"] = next_url
+        return
+    state = _state(request)
+    ra = state.read_ahead
+    if ra is None or next_url is None or scope.get("method") != "GET":
+        return
+    ahead = next_scope(scope, next_url)
+    ra.schedule(request_key(ahead), state.snapshot, lambda budget: _page_ahead(ahead, budget))
+
+
+async def _page_ahead(scope: dict, budget: int) -> Page | None:
+    """The response to the request of ``scope``, read to its end (None when it is not a
+    streamed page of at most ``budget`` bytes)."""
+    response = await items(Request(scope), scope["path_params"]["collection_id"])
+    if response.status_code != 200 or not isinstance(response, StreamingResponse):
+        return None
+    parts: list[bytes] = []
+    size = 0
+    body = response.body_iterator
+    try:
+        async for part in body:
+            size += len(part)
+            if size > budget:
+                return None
+            parts.append(part)
+    finally:
+        await body.aclose()
+    headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
+    return Page(200, headers, b"".join(parts), scope.get("gis.next_url"))
+
+
+async def _page_taken(request: Request) -> Response | None:
+    """The page computed ahead for this very request, if there is one."""
+    state = _state(request)
+    ra = state.read_ahead
+    scope = request.scope
+    if ra is None or scope.get("gis.read_ahead") or b"cursor=" not in scope["query_string"]:
+        return None
+    page = await ra.take(request_key(request.scope), state.snapshot)
+    if page is None:
+        return None
+    _read_ahead(request, page.next_url)
+    response = Response(page.body, status_code=page.status)
+    response.raw_headers = [
+        *page.headers,
+        (b"content-length", str(len(page.body)).encode("latin-1")),
+    ]
+    return response
 
 
 async def _csv_body(reader: PageReader, header: list[str]) -> AsyncIterator[bytes]:
@@ -625,6 +684,9 @@ def _fields(q: FeatureQuery, lang: str) -> list[dict]:
 @router.get("/collections/{collection_id}/items", include_in_schema=False)
 async def items(request: Request, collection_id: str) -> Response:
     state = _state(request)
+    taken = await _page_taken(request)
+    if taken is not None:
+        return taken
     info = state.snapshot.get(collection_id)
     fmt = negotiate(request, ITEM_FORMATS)
     lang = language(request)

@@ -29,6 +29,11 @@ class ApiSettings(BaseSettings):
         Longest a query may run; past it the request fails with 503.
     stream_chunk : int
         Rows fetched from the database at a time when a response is streamed.
+    read_ahead_bytes : int
+        Bytes of pages (per worker process) computed ahead for clients that walk a collection
+        by its ``next`` links (:mod:`api.readahead`); 0 turns read-ahead off.
+    read_ahead_seconds : float
+        How long a page computed ahead waits for its request.
     basemap_url : str
         Tile URL template of the HTML pages' base map ('' for none: features on a blank map).
     basemap_attribution : str
@@ -46,6 +51,8 @@ class ApiSettings(BaseSettings):
     catalog_poll_seconds: float = Field(3.0, gt=0)
     statement_timeout_ms: int = Field(60_000, ge=0)
     stream_chunk: int = Field(1000, ge=1)
+    read_ahead_bytes: int = Field(64 * 2**20, ge=0)
+    read_ahead_seconds: float = Field(30.0, gt=0)
     basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     basemap_attribution: str = (
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'

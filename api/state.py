@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from api.readahead import ReadAhead
 from api.settings import ApiSettings
 from gis import catalog as gcat
 from gis.db import connect
@@ -127,6 +128,11 @@ class ApiState:
             name="gis-api",
         )
         self.snapshot: Snapshot | None = None
+        self.read_ahead = (
+            ReadAhead(settings.read_ahead_bytes, settings.read_ahead_seconds)
+            if settings.read_ahead_bytes > 0
+            else None
+        )
         self._task: asyncio.Task | None = None
         self._last_check = 0.0
 
@@ -144,6 +150,8 @@ class ApiState:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self.read_ahead is not None:
+            await self.read_ahead.close()
         await self.pool.close()
 
     async def check(self) -> bool:
