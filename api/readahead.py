@@ -152,6 +152,7 @@ class ReadAhead:
         if page is None or time.monotonic() - entry.created > self.ttl:
             return None
         self.hits += 1
+        log.debug("read-ahead: served %s from memory (%d bytes)", key[1], len(page.body))
         return page
 
     async def close(self) -> None:
