@@ -1009,6 +1009,7 @@ def serve_cmd(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     """Serve the OGC API (landing page, collections, features, OpenAPI, HTML) over HTTP."""
+    import copy
     import signal
 
     import uvicorn
@@ -1022,8 +1023,13 @@ def serve_cmd(
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: end quietly
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sys.exit(0))
+    # the platform's own loggers (gis.api: catalog reloads, read-ahead, errors) print like
+    # uvicorn's, at the level asked for
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["gis"] = {"handlers": ["default"], "level": log_level.upper(),
+                                    "propagate": False}
     options = dict(host=host, port=port, log_level=log_level, access_log=access_log,
-                   proxy_headers=True, server_header=False)
+                   log_config=log_config, proxy_headers=True, server_header=False)
     if workers == 1:
         from api.app import create_app
 
