@@ -36,9 +36,8 @@ Key = tuple
 
 @dataclass
 class Page:
-    """A finished response body, and where the walk goes on from it."""
+    """A finished 200 response, and where the walk goes on from it."""
 
-    status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
     next_url: str | None
@@ -52,11 +51,11 @@ class _Entry:
     size: int = 0
 
 
-def request_key(scope: dict, query_string: bytes | None = None) -> Key:
+def request_key(scope: dict) -> Key:
     """What identifies a request for read-ahead: its path, its query parameters (parsed, so that
     clients that re-encode a link still match) and all its headers."""
-    qs = scope.get("query_string", b"") if query_string is None else query_string
-    params = tuple(sorted(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)))
+    qs = scope.get("query_string", b"").decode("latin-1")
+    params = tuple(sorted(parse_qsl(qs, keep_blank_values=True)))
     return (scope.get("method"), scope.get("path"), params, tuple(scope.get("headers", ())))
 
 

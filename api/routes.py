@@ -634,7 +634,7 @@ async def _page_ahead(scope: dict, budget: int) -> Page | None:
     finally:
         await body.aclose()
     headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
-    return Page(200, headers, b"".join(parts), scope.get("gis.next_url"))
+    return Page(headers, b"".join(parts), scope.get("gis.next_url"))
 
 
 async def _page_taken(request: Request) -> Response | None:
@@ -648,7 +648,7 @@ async def _page_taken(request: Request) -> Response | None:
     if page is None:
         return None
     _read_ahead(request, page.next_url)
-    response = Response(page.body, status_code=page.status)
+    response = Response(page.body)
     response.raw_headers = [
         *page.headers,
         (b"content-length", str(len(page.body)).encode("latin-1")),
